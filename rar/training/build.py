@@ -1,0 +1,99 @@
+"""The one place in ``rar/`` that reads Hydra configs: turns a composed config into built objects.
+
+Everything below this module takes typed arguments. A stage config names the model config groups
+it needs (``stage.modules``); each is instantiated through its ``_target_`` and handed to the
+stage's ``_partial_`` target by keyword.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+
+import hydra
+import torch
+from accelerate import PartialState
+from omegaconf import DictConfig, OmegaConf
+
+from rar.training import checkpoint as ckpt
+from rar.training.loop import PhaseResult, TrainConfig, train
+from rar.training.phases import Phase
+from rar.training.stage import Stage
+
+log = logging.getLogger(__name__)
+
+
+def build_modules(cfg: DictConfig, names: list[str]) -> dict[str, torch.nn.Module]:
+    """Instantiate the model config groups ``names`` (e.g. ``["autoencoder", "uir"]``)."""
+    missing = [n for n in names if n not in cfg or cfg[n] is None]
+    if missing:
+        raise KeyError(f"stage {cfg.stage.name!r} needs config groups {missing}, which are not in the config")
+    return {name: hydra.utils.instantiate(cfg[name], _convert_="all") for name in names}
+
+
+def build_stage(cfg: DictConfig) -> tuple[Stage, set[str]]:
+    """Build the stage with its modules; load ``init_from`` on top. Returns (stage, loaded keys)."""
+    modules = build_modules(cfg, list(cfg.stage.modules))
+    stage = hydra.utils.instantiate(cfg.stage.target, _convert_="all")(**modules)
+    if not isinstance(stage, Stage):
+        raise TypeError(f"stage.target built a {type(stage).__name__}, expected a rar.training.stage.Stage")
+    loaded: set[str] = set()
+    if cfg.get("init_from"):
+        loaded = ckpt.load_init(stage, pathlib.Path(cfg.init_from))
+        log.info("loaded %d tensors from init_from=%s", len(loaded), cfg.init_from)
+    return stage, loaded
+
+
+def build_phases(cfg: DictConfig) -> list[Phase]:
+    if not cfg.get("phases"):
+        raise ValueError(f"stage {cfg.stage.name!r} defines no phases")
+    return [
+        Phase(name=p.name, max_steps=int(p.max_steps), trainable=tuple(p.trainable), lr=p.get("lr"))
+        for p in cfg.phases
+    ]
+
+
+def prepare_run_dir(cfg: DictConfig) -> pathlib.Path:
+    """Create the run directory and record the resolved config; refuse to clobber a finished run."""
+    run_dir = pathlib.Path(cfg.run_dir)
+    existing = (run_dir / "config.yaml").is_file()
+    if existing and not (cfg.resume or cfg.overwrite):
+        raise FileExistsError(
+            f"run directory {run_dir} already holds a run; pass resume=true to continue it, "
+            "overwrite=true to start over in place, or another run_dir"
+        )
+    if PartialState().is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if not (existing and cfg.resume):
+            for stale in ("metrics.jsonl", "meta.json"):
+                (run_dir / stale).unlink(missing_ok=True)
+        ckpt.write_meta(run_dir, git_sha=ckpt.git_sha(), stage=cfg.stage.name, init_from=cfg.get("init_from"))
+    PartialState().wait_for_everyone()
+    return run_dir
+
+
+def run_training(cfg: DictConfig) -> list[PhaseResult]:
+    """Build everything a training stage needs from ``cfg`` and run the shared loop."""
+    if cfg.get("logger") and cfg.logger.get("wandb_mode"):
+        os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
+    run_dir = prepare_run_dir(cfg)
+    stage, loaded = build_stage(cfg)
+    dataset = hydra.utils.instantiate(cfg.data.dataset, _convert_="all")
+    results = train(
+        stage=stage,
+        dataset=dataset,
+        phases=build_phases(cfg),
+        optimizer=hydra.utils.instantiate(cfg.optimizer, _convert_="all"),
+        config=TrainConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),
+        run_dir=run_dir,
+        resume=bool(cfg.resume),
+        loaded_keys=loaded,
+        collate_fn=getattr(dataset, "collate", None),
+        tracker_config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    for r in results:
+        log.info("phase %s: %d steps in %.1fs, final loss %s%s", r.name, r.steps, r.seconds,
+                 f"{r.losses[-1]:.5f}" if r.losses else "n/a", " (interrupted)" if r.interrupted else "")
+    return results
