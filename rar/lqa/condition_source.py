@@ -1,0 +1,28 @@
+"""The LQA condition source: ``c = text_adapter(LQA.assess(z_lq).hidden)`` for the UIR stages.
+
+Implements :class:`rar.conditioning.sources.ConditionSource`. In the "Pixel" ablation
+(``lqa.image_space == "pixel"``) the LQA reads the decoded image instead of the latent.
+Runs under the caller's grad mode: in the joint stage gradients reach the LQA through the
+hidden states; in ``uir`` the LQA is frozen and nothing is recorded for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from rar.conditioning.condition import Condition
+from rar.conditioning.sources import ConditionInputs
+
+
+class LQACondition:
+    """Condition from the LQA's identification hidden states through the text adapter."""
+
+    requires = ("autoencoder", "lqa", "text_adapter")
+
+    def __call__(self, modules: Mapping[str, torch.nn.Module], inputs: ConditionInputs) -> Condition:
+        lqa = modules["lqa"]
+        x = inputs.z_lq if lqa.image_space == "latent" else modules["autoencoder"].decode(inputs.z_lq).clamp(0, 1)
+        assessment = lqa.assess(x)
+        return modules["text_adapter"](assessment.hidden, assessment.mask)

@@ -1,0 +1,80 @@
+"""Stage ``cond_align``: the text adapter learns to speak the conditioner's language.
+
+One step, with the LQA and the conditioner frozen: ``z = E(x)``; the LQA identifies ``z``
+(greedy answer + hidden states); the target is the conditioner's embedding of *that answer
+text* (SD3.5's text encoders at real scale); the text adapter maps the hidden states to a
+:class:`Condition`. Loss::
+
+    MSE(prompt_embeds) + MSE(pooled) + cos_weight * [(1 - cos(prompt tokens)) + (1 - cos(pooled))]
+
+with the token cosine averaged over target tokens that are not all-zero. Only
+``text_adapter`` trains (set by the phase).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rar.conditioning.condition import Condition
+from rar.lqa.datasets import LQABatch
+from rar.lqa.model import DepictQA
+from rar.lqa.text_adapter import TextAdapter
+from rar.training.stage import Stage, StepOutput
+from rar.uir.autoencoders import LatentAutoencoder
+
+
+def condition_loss(pred: Condition, target: Condition, cos_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """The cond_align loss and its terms (floats for logging)."""
+    if pred.prompt_embeds.shape != target.prompt_embeds.shape or pred.pooled.shape != target.pooled.shape:
+        raise ValueError(
+            f"text adapter gives {tuple(pred.prompt_embeds.shape)}/{tuple(pred.pooled.shape)} but the conditioner "
+            f"{tuple(target.prompt_embeds.shape)}/{tuple(target.pooled.shape)}: set text_adapter seq_len/joint_dim/pooled_dim"
+        )
+    p, t = pred.prompt_embeds.float(), target.prompt_embeds.float()
+    mse_seq = F.mse_loss(p, t)
+    mse_pool = F.mse_loss(pred.pooled.float(), target.pooled.float())
+    live = t.abs().amax(-1) > 0
+    cos_tok = F.cosine_similarity(p, t, dim=-1)
+    cos_seq = cos_tok[live].mean() if bool(live.any()) else cos_tok.new_ones(())
+    cos_pool = F.cosine_similarity(pred.pooled.float(), target.pooled.float(), dim=-1).mean()
+    loss = mse_seq + mse_pool + cos_weight * ((1 - cos_seq) + (1 - cos_pool))
+    logs = {"mse_seq": float(mse_seq), "mse_pooled": float(mse_pool), "cos_seq": float(cos_seq), "cos_pooled": float(cos_pool)}
+    return loss, logs
+
+
+class CondAlignStage(Stage):
+    """Children: ``autoencoder``, ``lqa``, ``conditioner``, ``text_adapter``.
+
+    Args:
+        autoencoder: frozen image → latent encoder.
+        lqa: frozen DepictQA (reads latents or, with ``image_space: pixel``, the images).
+        conditioner: frozen text conditioner, ``texts -> Condition``.
+        text_adapter: the trained module.
+        cos_weight: weight of the cosine terms.
+    """
+
+    def __init__(self, autoencoder: LatentAutoencoder, lqa: DepictQA, conditioner: torch.nn.Module,
+                 text_adapter: TextAdapter, cos_weight: float = 1.0) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.lqa = lqa
+        self.conditioner = conditioner
+        self.text_adapter = text_adapter
+        self.cos_weight = cos_weight
+        self.train()
+
+    def train(self, mode: bool = True) -> "CondAlignStage":
+        super().train(mode)
+        self.lqa.eval()  # deterministic answers (no LoRA dropout)
+        self.conditioner.eval()
+        return self
+
+    def forward(self, batch: LQABatch) -> StepOutput:
+        with torch.no_grad():
+            x = batch.images
+            assessment = self.lqa.assess(self.autoencoder.encode(x) if self.lqa.image_space == "latent" else x)
+            target = self.conditioner(assessment.text)
+        pred = self.text_adapter(assessment.hidden, assessment.mask)
+        loss, logs = condition_loss(pred, target.to(pred.prompt_embeds.device), self.cos_weight)
+        return StepOutput(loss, logs)

@@ -1,0 +1,161 @@
+"""Training stage ``uir``: flow matching of the restorer from degraded to clean latents.
+
+One step: encode LQ and HQ with the frozen autoencoder (no grad), sample ``t``, build the path
+(noise-free by default: ``x_t = (1-t) z_lq + t z_hq``, target ``z_hq - z_lq``), get the condition
+from the injected condition source, predict the velocity, return the (SD3-weighted) MSE.
+Which parameters train (UIR, text adapter, both) is the phases' business (``configs/stage/uir.yaml``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+import torch
+from torchvision.utils import make_grid
+
+from rar.conditioning.condition import Condition
+from rar.conditioning.sources import ConditionInputs, ConditionSource
+from rar.training.stage import Stage, StepOutput
+from rar.uir import flow
+from rar.uir.autoencoders import LatentAutoencoder
+from rar.uir.backbones import UIRModel
+from rar.uir.sampler import integrate
+from rar.utils.image_io import save_image
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR ``[B]`` in dB of images ``[B, 3, H, W]`` in ``[0, 1]``, capped at 100 dB."""
+    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+class UIRStage(Stage):
+    """The ``uir`` stage. Children: ``autoencoder``, ``uir`` and the condition source's modules.
+
+    Args:
+        autoencoder: frozen image ↔ latent autoencoder.
+        uir: the velocity model (``uir(x_t, t, cond, z_lq=None) -> v``).
+        condition: where the condition comes from (:mod:`rar.conditioning.sources`); the modules
+            it ``requires`` must be among this stage's children.
+        path: :class:`rar.uir.flow.NoiseFreePath` (default) or ``NoisyConditionalPath`` (ablation;
+            needs a UIR built with ``concat_lq=True``).
+        timestep_sampling, logit_mean, logit_std, mode_scale: training-time density
+            (:func:`rar.uir.flow.sample_timesteps`).
+        loss_weighting: ``none`` | ``sigma_sqrt`` | ``cosmap`` (:func:`rar.uir.flow.loss_weighting`).
+        val_dataset: dataset whose first ``val_samples`` items are restored by :meth:`validate`
+            (collated with its ``collate`` method); None disables validation.
+        val_steps, val_method: integration used by :meth:`validate`.
+        **modules: further children named after their config group (``conditioner``, ``lqa``,
+            ``text_adapter``...).
+    """
+
+    def __init__(
+        self,
+        autoencoder: LatentAutoencoder,
+        uir: UIRModel,
+        condition: ConditionSource,
+        path: flow.FlowPath | None = None,
+        timestep_sampling: str = "logit_normal",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+        mode_scale: float = 1.29,
+        loss_weighting: str = "none",
+        val_dataset: torch.utils.data.Dataset | None = None,
+        val_samples: int = 4,
+        val_steps: int = 4,
+        val_method: str = "euler",
+        **modules: torch.nn.Module,
+    ) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.uir = uir
+        for name, module in modules.items():
+            if not isinstance(module, torch.nn.Module):
+                raise TypeError(f"UIRStage module {name!r} must be an nn.Module, got {type(module).__name__}")
+            self.add_module(name, module)
+        missing = [m for m in condition.requires if m not in self._modules]
+        if missing:
+            raise ValueError(
+                f"condition source {type(condition).__name__} needs stage modules {missing}; "
+                f"this stage has {list(self._modules)} (add them to stage.modules)"
+            )
+        self.path = path if path is not None else flow.NoiseFreePath()
+        if self.path.concat_lq != uir.concat_lq:
+            raise ValueError(
+                f"{type(self.path).__name__} (concat_lq={self.path.concat_lq}) needs a UIR built with "
+                f"concat_lq={self.path.concat_lq}, got concat_lq={uir.concat_lq}"
+            )
+        if uir.latent_channels != autoencoder.latent_channels:
+            raise ValueError(
+                f"UIR works on {uir.latent_channels}-channel latents but the autoencoder "
+                f"{type(autoencoder).__name__} makes {autoencoder.latent_channels}"
+            )
+        if timestep_sampling not in flow.TIMESTEP_SCHEMES:
+            raise ValueError(f"timestep_sampling must be one of {flow.TIMESTEP_SCHEMES}, got {timestep_sampling!r}")
+        if loss_weighting not in flow.LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {flow.LOSS_WEIGHTINGS}, got {loss_weighting!r}")
+        self.condition = condition
+        self.timestep_kwargs = dict(
+            scheme=timestep_sampling, logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale
+        )
+        self.loss_weighting = loss_weighting
+        self.val_dataset, self.val_samples = val_dataset, val_samples
+        self.val_steps, self.val_method = val_steps, val_method
+        self._val_batch = None
+
+    def modules_by_name(self) -> dict[str, torch.nn.Module]:
+        """The stage's children by config-group name (what condition sources read)."""
+        return dict(self.named_children())
+
+    def _device(self) -> torch.device:
+        return next(self.uir.parameters()).device
+
+    def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor, Sequence | None]:
+        lq, hq = batch.lq, batch.hq
+        if lq.shape != hq.shape:
+            raise ValueError(
+                f"the uir stage needs LQ and HQ of the same size, got {tuple(lq.shape)} and {tuple(hq.shape)} "
+                "(a dataset keeping low-resolution LQ at its own size must upsample it first)"
+            )
+        device = self._device()
+        return lq.to(device), hq.to(device), getattr(batch, "labels", None)
+
+    def forward(self, batch) -> StepOutput:
+        """One step on a ``RestorationBatch`` (anything with ``lq``, ``hq``, ``labels``)."""
+        lq, hq, labels = self._pair(batch)
+        with torch.no_grad():
+            z_lq, z_hq = self.autoencoder.encode(lq), self.autoencoder.encode(hq)
+        t = flow.sample_timesteps(z_hq.shape[0], device=z_hq.device, **self.timestep_kwargs)
+        sample = self.path.sample(z_lq, z_hq, t)
+        cond = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
+        v = self.uir(sample.x_t, sample.t, cond, z_lq=sample.z_lq)
+        loss = flow.flow_matching_loss(v, sample.target, flow.loss_weighting(self.loss_weighting, t))
+        return StepOutput(loss=loss)
+
+    @torch.no_grad()
+    def restore(self, lq: torch.Tensor, labels: Sequence | None, steps: int, method: str = "euler") -> torch.Tensor:
+        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` in one integration ``t: 0 -> 1``; same size out."""
+        z_lq = self.autoencoder.encode(lq)
+        cond: Condition = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
+        generator = torch.Generator(device=z_lq.device).manual_seed(0)  # noisy ablation: fixed start noise
+        start = self.path.source(z_lq, generator)
+        z_lq_in = z_lq if self.path.concat_lq else None
+        result = integrate(self.uir, start, cond, steps=steps, method=method, z_lq=z_lq_in)
+        return self.autoencoder.decode(result.latent, size=lq.shape[-2:])
+
+    @torch.no_grad()
+    def validate(self, out_dir: pathlib.Path, step: int) -> dict[str, float]:
+        """Restore the first ``val_samples`` validation pairs; write ``out_dir/restored.png``
+        (rows: LQ | restored | HQ) and return mean PSNR of the restored and of the input images."""
+        if self.val_dataset is None:
+            return {}
+        if self._val_batch is None:
+            n = min(self.val_samples, len(self.val_dataset))
+            collate = getattr(self.val_dataset, "collate", None) or torch.utils.data.default_collate
+            self._val_batch = collate([self.val_dataset[i] for i in range(n)])
+        lq, hq, labels = self._pair(self._val_batch)
+        restored = self.restore(lq, labels, self.val_steps, self.val_method)
+        grid = make_grid(torch.stack([lq, restored, hq], dim=1).flatten(0, 1), nrow=3, padding=2, pad_value=1.0)
+        save_image(grid, pathlib.Path(out_dir) / "restored.png", overwrite=True)
+        return {"psnr": psnr(restored, hq).mean().item(), "psnr_input": psnr(lq, hq).mean().item()}
