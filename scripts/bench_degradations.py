@@ -63,7 +63,9 @@ def main() -> None:
 
     device = torch.device(args.device)
     img = _photo(args.size, args.batch, device)
-    print(f"device={device} threads={torch.get_num_threads()} size={args.size} batch={args.batch} repeats={args.repeats}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} size={args.size} batch={args.batch} repeats={args.repeats}"
+    )
     rows: list[tuple[str, str, float]] = []
     groups = dict(AGENTICIR_GROUPS)
     if args.singles:

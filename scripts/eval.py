@@ -25,6 +25,7 @@ the list of files and where they go.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import hydra
@@ -50,6 +51,26 @@ def _device(choice: str, state: PartialState) -> torch.device:
     return state.device
 
 
+FINGERPRINT_KEYS = ("method", "quantize", "seed")
+"""Settings a run directory's results depend on; resuming with different ones is refused."""
+
+
+def _check_resumable(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse to add results to a run directory written with another method or scoring setup."""
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_file))
+    current = OmegaConf.to_container(cfg, resolve=True)
+    for key in FINGERPRINT_KEYS:
+        before, now = saved.get(key), current.get(key)
+        if before != now:
+            raise ValueError(
+                f"{run_dir} holds results made with {key}={before!r}, but this run has {key}={now!r}; "
+                "give the run another name (method.name=... or run_dir=...) or delete the folder"
+            )
+
+
 def run(cfg: DictConfig) -> Summary | None:
     """Evaluate as configured; returns the summary on the main process (``None`` elsewhere)."""
     state = PartialState(cpu=cfg.device == "cpu")
@@ -59,6 +80,7 @@ def run(cfg: DictConfig) -> Summary | None:
         shard_index, num_shards = state.process_index, state.num_processes
     device = _device(cfg.device, state)
     run_dir = Path(cfg.run_dir)
+    _check_resumable(run_dir, cfg)
     torch.manual_seed(cfg.seed)
 
     benchmark = as_benchmark(cfg.benchmark.name, instantiate(cfg.benchmark.set))
@@ -73,7 +95,9 @@ def run(cfg: DictConfig) -> Summary | None:
         method = method.to(device) or method
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        staged = run_dir / f"config.yaml.{os.getpid()}"  # atomic: other processes may be reading config.yaml
+        staged.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        staged.replace(run_dir / "config.yaml")
 
     evaluate_shard(
         benchmark, method, metrics, run_dir, device=device, batch_size=cfg.batch_size,

@@ -46,7 +46,9 @@ def build(cfg: DictConfig) -> None:
     b = cfg.build
     groups = OmegaConf.to_container(b.groups, resolve=True) if b.groups is not None else None
     names = list(b.names) if b.names is not None else None
-    result = build_composite_set(b.source, b.out, seed=b.seed, groups=groups, depth=b.depth, names=names, overwrite=cfg.overwrite)
+    result = build_composite_set(
+        b.source, b.out, seed=b.seed, groups=groups, depth=b.depth, names=names, overwrite=cfg.overwrite
+    )
     log.info("built %d LQ images (%d groups, seed %d) in %s", len(result.items), len(result.groups), b.seed, b.out)
 
 

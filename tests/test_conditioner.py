@@ -34,6 +34,16 @@ def test_layout_and_tokenizer_load_through_auto_classes(tiny_dir):
     assert ids[4] == tok.eos_token_id and ids[5] == tok.pad_token_id  # <bos> noise , haze <eos> <pad>...
 
 
+def test_tiny_vocabulary_covers_every_degradation_description(tiny_dir):
+    from rar.degradations import DEGRADATIONS, SEVERITIES, DegradationLabel, describe
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_dir), subfolder="tokenizer_3")
+    labels = [DegradationLabel(name, {}, severity) for name in DEGRADATIONS for severity in SEVERITIES]
+    texts = [describe(labels[:2])] + [describe([lab], severity=True) for lab in labels]
+    ids = tok(texts).input_ids
+    assert all(tok.unk_token_id not in row for row in ids), [t for t, r in zip(texts, ids) if tok.unk_token_id in r]
+
+
 def test_shapes_and_widths(conditioner):
     cond = conditioner(TEXTS)
     assert cond.prompt_embeds.shape == (3, 32, 64) and cond.pooled.shape == (3, 48)

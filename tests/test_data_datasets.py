@@ -42,7 +42,7 @@ def test_synthetic_sample_shapes_and_labels(clean_dir):
     assert sample.lq.shape == sample.hq.shape == (3, 32, 32)
     assert [label.name for label in sample.labels] == ["motion_blur", "low_resolution"]
     assert sample.name == "img0.png" and sample.source == "clean"
-    assert 0 <= sample.lq.min() and sample.lq.max() <= 1
+    assert sample.lq.min() >= 0 and sample.lq.max() <= 1
     small = SyntheticDataset(clean_dir, combinations=[["low_resolution"]], crop_size=32, resize_lq_to_hq=False)[0]
     assert small.lq.shape == (3, 8, 8) and small.hq.shape == (3, 32, 32)
 
@@ -83,7 +83,7 @@ def test_determinism_across_worker_counts_and_epochs(clean_dir):
     for workers in (0, 2):
         loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=ds.collate)
         runs[workers] = _as_tuples(list(loader))
-    for (lq0, hq0, lab0, n0), (lq2, hq2, lab2, n2) in zip(runs[0], runs[2]):
+    for (lq0, hq0, lab0, n0), (lq2, hq2, lab2, n2) in zip(runs[0], runs[2], strict=True):
         assert torch.equal(lq0, lq2) and torch.equal(hq0, hq2) and lab0 == lab2 and n0 == n2
     first = ds[5]
     ds.set_epoch(1)
@@ -125,7 +125,7 @@ def test_mixture_respects_weights(tmp_path, clean_dir):
 
 
 def test_collate_rejects_mixed_shapes():
-    label_free = dict(labels=[], source="s")
+    label_free = {"labels": [], "source": "s"}
     a = RestorationSample(lq=torch.zeros(3, 8, 8), hq=torch.zeros(3, 8, 8), name="a", **label_free)
     b = RestorationSample(lq=torch.zeros(3, 8, 8), hq=torch.zeros(3, 16, 16), name="b", **label_free)
     assert collate_samples([a, a]).lq.shape == (2, 3, 8, 8)

@@ -94,7 +94,7 @@ def test_missing_dataset_error_names_path_layout_and_url(tmp_path, monkeypatch):
 
 
 def _spec(tmp_path: Path, **kwargs) -> DatasetSpec:
-    fields = dict(name="toy", root=tmp_path, lq_dir="lq", hq_dir="hq", url="https://example.org/toy")
+    fields = {"name": "toy", "root": tmp_path, "lq_dir": "lq", "hq_dir": "hq", "url": "https://example.org/toy"}
     fields.update(kwargs)
     return DatasetSpec(**fields)
 

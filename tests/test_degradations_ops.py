@@ -156,6 +156,16 @@ def test_dark_lowers_v_and_keeps_hue(method, amount):
     assert (hue_in - hue_out).abs().max() < 1e-4
     if method == 2:  # linear mapping: V spans exactly [0, amount/255]
         assert abs(v_out.min().item()) < 1e-6 and abs(v_out.max().item() - amount / 255) < 1e-5
+    # identical to editing V in HSV space (AgenticIR's formula) and converting back
+    hsv = rgb_to_hsv(img.double())
+    v = hsv[:, 2:3]
+    expected_v = {
+        0: (v - amount / 255).clamp(0, 1),
+        1: v ** (1 / amount),
+        2: (v - v.min()) / (v.max() - v.min()) * amount / 255,
+    }[method]
+    via_hsv = hsv_to_rgb(torch.cat([hsv[:, :2], expected_v], 1))
+    assert torch.allclose(out.double(), via_hsv, atol=1e-6)
 
 
 def test_dark_matches_agenticir_uint8_pipeline():
@@ -196,7 +206,7 @@ def test_haze_synthetic_depth_is_denser_at_the_top():
 def _ref_motion_blur(img: np.ndarray, radius: int, sigma: float, angle: float) -> np.ndarray:
     """imagecorruptions' shift-and-sum motion blur as AgenticIR runs it (numpy)."""
     width = radius * 2 + 1
-    k = np.exp(-np.arange(width) ** 2 / (2 * sigma**2))
+    k = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
     kernel = k / k.sum()
     point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
     hypot = math.hypot(*point)
@@ -246,7 +256,7 @@ def test_disk_kernel_sum_radius_and_opencv():
         k = disk_kernel(torch.tensor([radius]), torch.tensor([alias]))[0]
         assert abs(k.sum().item() - 1) < 1e-12
         assert torch.allclose(k, k.flip(0)) and torch.allclose(k, k.T)
-        ys, xs = (k > 0).nonzero().T - 8
+        ys, _xs = (k > 0).nonzero().T - 8
         assert ys.abs().max() == radius + 1  # disk radius dilated by the 3x3 anti-aliasing blur
         ax = np.arange(-8, 9)
         xx, yy = np.meshgrid(ax, ax)
@@ -263,7 +273,9 @@ def test_defocus_blur_matches_opencv_filter2d():
     assert np.abs(_np(out) - ref).max() < 1e-5
 
 
-@pytest.mark.parametrize("border,cv_border", [("reflect101", cv2.BORDER_REFLECT_101), ("replicate", cv2.BORDER_REPLICATE)])
+@pytest.mark.parametrize(
+    "border,cv_border", [("reflect101", cv2.BORDER_REFLECT_101), ("replicate", cv2.BORDER_REPLICATE)]
+)
 def test_filter2d_matches_opencv_for_asymmetric_kernel(border, cv_border):
     img = torch.rand(1, 3, 20, 23, generator=_gen(), dtype=torch.float64)
     k = torch.zeros(1, 7, 7, dtype=torch.float64)
@@ -275,11 +287,17 @@ def test_filter2d_matches_opencv_for_asymmetric_kernel(border, cv_border):
 
 def test_realesrgan_kernels_normalised_and_shaped():
     size = torch.tensor([7, 21])
-    k = gaussian_family_kernel(size, torch.tensor([2.0, 1.0]), torch.tensor([2.0, 3.0]), torch.tensor([0.0, 0.5]),
-                               torch.tensor([1.0, 1.0]), torch.tensor([False, False]))
+    k = gaussian_family_kernel(
+        size,
+        torch.tensor([2.0, 1.0]),
+        torch.tensor([2.0, 3.0]),
+        torch.tensor([0.0, 0.5]),
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([False, False]),
+    )
     assert k.shape == (2, 21, 21) and torch.allclose(k.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     assert k[0, :7].abs().sum() == 0 and k[0, 7:14, 7:14].sum() > 0.999  # 7x7 support padded to 21
-    g = torch.exp(-torch.arange(-3.0, 4.0, dtype=torch.float64) ** 2 / 8)
+    g = torch.exp(-(torch.arange(-3.0, 4.0, dtype=torch.float64) ** 2) / 8)
     iso = torch.outer(g, g) / torch.outer(g, g).sum()
     assert torch.allclose(k[0, 7:14, 7:14], iso)  # isotropic Gaussian is separable
     s = sinc_kernel(torch.tensor([21]), torch.tensor([math.pi / 3]))[0]
@@ -313,7 +331,9 @@ def test_rain_layer_matches_agenticir():
     blurred = cv2.filter2D(noise, -1, _cv_rain_kernel(length, angle))
     cv2.normalize(blurred, blurred, 0, 255, cv2.NORM_MINMAX)
     ref = np.array(blurred, dtype=np.uint8).astype(np.float64)
-    mine = rain_layer(torch.from_numpy(field)[None, None], torch.tensor([value]), torch.tensor([length]), torch.tensor([angle]))
+    mine = rain_layer(
+        torch.from_numpy(field)[None, None], torch.tensor([value]), torch.tensor([length]), torch.tensor([angle])
+    )
     diff = np.abs(mine[0, 0].numpy() * 255 - ref)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # only 8-bit truncation of float-rounded values
 

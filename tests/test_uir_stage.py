@@ -39,9 +39,9 @@ class PairBatch:
 
 
 class FixedPairs(torch.utils.data.Dataset):
-    """Smooth random 32x32 images, darkened ("dark") or hazed ("haze"): a fixed, learnable mapping."""
+    """Smooth random 16x16 images, darkened ("dark") or hazed ("haze"): a fixed, learnable mapping."""
 
-    def __init__(self, n: int = 8, size: int = 32) -> None:
+    def __init__(self, n: int = 8, size: int = 16) -> None:
         g = torch.Generator().manual_seed(0)
         hq = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=size, mode="bilinear")
         dark = torch.arange(n) % 2 == 0
@@ -58,6 +58,15 @@ class FixedPairs(torch.utils.data.Dataset):
     def collate(items: list[Pair]) -> PairBatch:
         return PairBatch(torch.stack([p.lq for p in items]), torch.stack([p.hq for p in items]),
                          [p.labels for p in items])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (two threads thrash on a shared 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 DEGRADATION_VOCABULARY = (
     "noise gaussian poisson blur motion defocus haze hazy fog rain rainy streaks dark darkness low light "
-    "lowlight resolution jpeg compression artifacts snow raindrop underwater color colour cast contrast "
-    "brightness brighten darken over under exposure saturation oversharpen pixelate quantization "
-    "no none clean image photo the a an of and with is are in this degradation degradations degraded "
-    "primary observed evaluated"
+    "lowlight resolution jpeg compression artifact artifacts real world snow raindrop underwater color colour "
+    "cast contrast brightness brighten darken over under exposure saturation oversharpen pixelate quantization "
+    "very medium high mild severe slight no none clean image photo the a an of and with is are in this "
+    "degradation degradations degraded primary observed evaluated"
 ).split() + [",", ".", "+", "-", "(", ")"]
 """Words of the tiny tokenizers: degradation names as ``rar.degradations`` describes them, plus glue."""
 

@@ -114,7 +114,9 @@ class BenchmarkSet:
         """A paired single-degradation dataset as a one-group set (group = ``spec.name``)."""
         combination = "+".join(spec.degradations) or spec.name
         items = tuple(
-            BenchmarkItem(name=p.name, lq=p.lq, hq=p.hq, group=spec.name, combination=combination, degradations=spec.degradations)
+            BenchmarkItem(
+                name=p.name, lq=p.lq, hq=p.hq, group=spec.name, combination=combination, degradations=spec.degradations
+            )
             for p in spec.pairs()
         )
         return cls(root=spec.root, kind="dataset", items=items, source=spec.name)
@@ -142,6 +144,7 @@ class BenchmarkSet:
 def build_composite_set(
     source: str | Path,
     out: str | Path,
+    *,
     seed: int = 0,
     groups: Mapping[str, Sequence[Sequence[str]]] | None = None,
     depth: str | None = None,
@@ -216,6 +219,7 @@ def build_composite_set(
 
 def index_released_set(
     root: str | Path,
+    *,
     groups: Mapping[str, Sequence[Sequence[str]]] | None = None,
     overwrite: bool = False,
 ) -> BenchmarkSet:
@@ -237,7 +241,9 @@ def index_released_set(
         raise FileExistsError(f"refusing to overwrite existing file {root / MANIFEST_NAME} (pass overwrite=true)")
     for folder in (root / "LQ", root / "HQ"):
         if not folder.is_dir():
-            raise FileNotFoundError(f"expected AgenticIR layout <root>/LQ/d<k>/<combination>/*.png and <root>/HQ/*.png; missing {folder}")
+            raise FileNotFoundError(
+                f"expected AgenticIR layout <root>/LQ/d<k>/<combination>/*.png and <root>/HQ/*.png; missing {folder}"
+            )
     hq_by_stem = {p.stem: p for p in list_images(root / "HQ")}
     records = []
     for combo_dir in sorted(p for p in (root / "LQ").glob("d*/*") if p.is_dir()):

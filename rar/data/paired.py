@@ -36,6 +36,7 @@ class PairedFolderDataset(SeededDataset):
     def __init__(
         self,
         spec: DatasetSpec,
+        *,
         crop_size: int | None = 256,
         hflip: bool = True,
         resize_lq_to_hq: bool = True,

@@ -43,7 +43,9 @@ def export_sidd_validation(mat_dir: str | Path, out_dir: str | Path, overwrite: 
             raise ValueError(f"{path}: expected uint8 [images, blocks, H, W, 3], got {array.dtype} {array.shape}")
         arrays[folder] = array
     if arrays["input"].shape != arrays["groundtruth"].shape:
-        raise ValueError(f"noisy {arrays['input'].shape} and clean {arrays['groundtruth'].shape} block arrays differ in shape")
+        raise ValueError(
+            f"noisy {arrays['input'].shape} and clean {arrays['groundtruth'].shape} block arrays differ in shape"
+        )
     images, blocks = arrays["input"].shape[:2]
     for folder, array in arrays.items():
         for i in range(images):

@@ -28,10 +28,10 @@ def validate_combinations(combinations: Sequence[Sequence[str]], where: str = "c
     if not combinations:
         raise ValueError(f"{where}: expected at least one degradation combination, got none")
     result = []
-    for combination in combinations:
-        if isinstance(combination, str):
-            raise ValueError(f"{where}: each combination must be a list of names, got the string {combination!r}")
-        combination = tuple(combination)
+    for given in combinations:
+        if isinstance(given, str):
+            raise ValueError(f"{where}: each combination must be a list of names, got the string {given!r}")
+        combination = tuple(given)
         if not combination:
             raise ValueError(f"{where}: got an empty combination")
         unknown = [name for name in combination if name not in DEGRADATIONS]
@@ -72,6 +72,7 @@ class SyntheticDataset(SeededDataset):
         self,
         source: str | Path | DatasetSpec | Sequence[str | Path | DatasetSpec],
         combinations: Sequence[Sequence[str]],
+        *,
         weights: Sequence[float] | None = None,
         crop_size: int | None = 64,
         length: int | None = None,

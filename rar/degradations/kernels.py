@@ -20,7 +20,7 @@ from rar.degradations.filtering import filter2d
 DISK_HALF = 8  # imagecorruptions' disk grid is arange(-8, 9) for radius <= 8
 
 
-def _f64(x: torch.Tensor | float | int, like: torch.Tensor | None = None) -> torch.Tensor:
+def _f64(x: torch.Tensor | float, like: torch.Tensor | None = None) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64, device=None if like is None else like.device)
 
 
@@ -71,7 +71,8 @@ def disk_kernel(radius: torch.Tensor, alias_sigma: torch.Tensor) -> torch.Tensor
     radius, alias_sigma = _f64(radius), _f64(alias_sigma)
     if (radius < 0).any() or (radius > DISK_HALF).any() or (alias_sigma <= 0).any():
         raise ValueError(
-            f"disk_kernel needs 0 <= radius <= {DISK_HALF} and alias_sigma > 0, got {radius.tolist()}, {alias_sigma.tolist()}"
+            f"disk_kernel needs 0 <= radius <= {DISK_HALF} and alias_sigma > 0, "
+            f"got radius {radius.tolist()}, alias_sigma {alias_sigma.tolist()}"
         )
     ax = torch.arange(-DISK_HALF, DISK_HALF + 1, dtype=torch.float64, device=radius.device)
     r2 = ax[None, :] ** 2 + ax[:, None] ** 2

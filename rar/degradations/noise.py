@@ -112,5 +112,8 @@ def gaussian_poisson_noise(
     poisson_scale: torch.Tensor | float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Signal-dependent sensor noise: Poisson shot noise (``poisson_scale``) then Gaussian read noise (σ/255). Clipped."""
+    """Signal-dependent sensor noise: Poisson shot noise (``poisson_scale``), then Gaussian read noise (σ/255).
+
+    ``sigma``, ``poisson_scale``: ``[B]`` or scalars. Clipped to ``[0, 1]``.
+    """
     return gaussian_noise(poisson_noise(img, poisson_scale, generator), sigma, generator)

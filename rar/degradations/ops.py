@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rar.degradations.color import hsv_to_rgb, rgb_to_hsv
 from rar.degradations.filtering import filter2d
 from rar.degradations.kernels import disk_kernel, motion_kernel
 from rar.degradations.resize import imresize
@@ -47,19 +46,21 @@ def low_resolution(img: torch.Tensor, factor: int = 4) -> torch.Tensor:
 
 
 def dark(img: torch.Tensor, method: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
-    """Darken the HSV value channel ``V`` (H and S kept), per image one of:
+    """Darken the HSV value channel ``V = max(R, G, B)`` keeping H and S, per image one of:
 
     - ``method 0`` constant shift: ``V − amount/255`` (``amount`` on 0–255, AgenticIR 30–49);
     - ``method 1`` gamma correction: ``V ** (1/amount)`` (``amount`` = γ, AgenticIR 0.5–0.7);
     - ``method 2`` linear mapping: ``(V − min V)/(max V − min V) · amount/255`` (AgenticIR 100–149).
+
+    With H and S fixed, HSV → RGB is linear in V, so the edit is exactly ``RGB · V'/V`` (this equals
+    ``hsv_to_rgb`` of the edited ``rgb_to_hsv``, see :mod:`rar.degradations.color`, at a fraction of the cost).
     """
     _check_img(img, "dark")
     method = _per_image(method, img, "method", torch.long)
     amount = _per_image(amount, img, "amount")
     if ((method < 0) | (method > 2)).any():
         raise ValueError(f"dark method codes are 0, 1, 2 {DARK_METHODS}, got {method.tolist()}")
-    hsv = rgb_to_hsv(img)
-    v = hsv[:, 2:3]
+    v = img.amax(1, keepdim=True)
     m = method.view(-1, 1, 1, 1)
     a = amount.view(-1, 1, 1, 1)
     shifted = (v - a / 255.0).clamp(0.0, 1.0)
@@ -67,22 +68,35 @@ def dark(img: torch.Tensor, method: torch.Tensor, amount: torch.Tensor) -> torch
     lo, hi = v.amin((1, 2, 3), keepdim=True), v.amax((1, 2, 3), keepdim=True)
     span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
     linear = (v - lo) / span * a / 255.0
-    new_v = torch.where(m == DARK_SHIFT, shifted, torch.where(m == DARK_GAMMA, gamma, linear))
-    return hsv_to_rgb(torch.cat([hsv[:, :2], new_v.clamp(0.0, 1.0)], dim=1)).clamp(0.0, 1.0)
+    new_v = torch.where(m == DARK_SHIFT, shifted, torch.where(m == DARK_GAMMA, gamma, linear)).clamp(0.0, 1.0)
+    ratio = torch.where(v > 0, new_v / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    return (img * ratio).clamp(0.0, 1.0)
 
 
-def synthetic_depth(batch: int, height: int, width: int, near: float = SYNTHETIC_NEAR_DEPTH,
-                    device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def synthetic_depth(
+    batch: int,
+    height: int,
+    width: int,
+    near: float = SYNTHETIC_NEAR_DEPTH,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Fallback depth ``[B, 1, H, W]`` when no depth map exists: a vertical gradient from 1 (top row,
     far: sky/horizon in typical photos) to ``near`` (bottom row, close ground), constant across
     each row. Deterministic and image-independent, so haze density varies smoothly top to bottom
     as in outdoor scenes; a real depth map (MiO100 ships them) should be passed when available.
     """
-    ramp = torch.linspace(1.0, near, height, device=device, dtype=dtype) if height > 1 else torch.ones(1, device=device, dtype=dtype)
+    ramp = (
+        torch.linspace(1.0, near, height, device=device, dtype=dtype)
+        if height > 1
+        else torch.ones(1, device=device, dtype=dtype)
+    )
     return ramp.view(1, 1, height, 1).expand(batch, 1, height, width)
 
 
-def haze(img: torch.Tensor, airlight: torch.Tensor, beta: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+def haze(
+    img: torch.Tensor, airlight: torch.Tensor, beta: torch.Tensor, depth: torch.Tensor | None = None
+) -> torch.Tensor:
     """Atmospheric scattering: ``I = J·t + A·(1 − t)``, ``t = exp(−β·d)``, ``d = depth / max(depth)`` per image.
 
     Args:

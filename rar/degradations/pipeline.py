@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 from rar.degradations.labels import DegradationLabel
-from rar.degradations.sampling import Draw
 from rar.degradations.specs import (
     Dark,
     DefocusBlur,
@@ -49,7 +48,14 @@ DEGRADATIONS: dict[str, DegradationSpec] = {
 }
 
 AGENTICIR_DEGRADATIONS: tuple[str, ...] = (
-    "low_resolution", "noise", "jpeg", "dark", "haze", "motion_blur", "defocus_blur", "rain",
+    "low_resolution",
+    "noise",
+    "jpeg",
+    "dark",
+    "haze",
+    "motion_blur",
+    "defocus_blur",
+    "rain",
 )
 
 # AgenticIR's 16 combinations (dataset/degradations.txt), applied in the listed order.
@@ -189,39 +195,3 @@ def degrade(
     """
     _check_img(img)
     return apply_labels(img, sample_labels(names, img.shape[0], generator), generator, depth, quantize)
-
-
-@dataclass(frozen=True)
-class CombinationSampler:
-    """Draws one combination per call (with ``weights``, default uniform) and degrades the whole batch with it.
-
-    Built from configs (``configs/degradation/*.yaml``); a data pipeline calls it per sample or batch.
-    """
-
-    combinations: Sequence[Sequence[str]]
-    weights: Sequence[float] | None = None
-    quantize: bool = True
-
-    def __post_init__(self) -> None:
-        combos = tuple(_check_names(tuple(c)) for c in self.combinations)
-        if not combos or any(len(c) == 0 for c in combos):
-            raise ValueError(f"CombinationSampler needs non-empty combinations, got {self.combinations!r}")
-        object.__setattr__(self, "combinations", combos)
-        if self.weights is not None:
-            weights = tuple(float(w) for w in self.weights)
-            if len(weights) != len(combos) or any(w < 0 for w in weights) or sum(weights) <= 0:
-                raise ValueError(f"weights must be {len(combos)} non-negative numbers with a positive sum, got {self.weights!r}")
-            object.__setattr__(self, "weights", weights)
-
-    def __call__(self, img: torch.Tensor, generator: torch.Generator, depth: torch.Tensor | None = None) -> Degraded:
-        probs = self.weights if self.weights is not None else [1.0] * len(self.combinations)
-        combo = self.combinations[Draw(generator).index(1, probs)[0]]
-        return degrade(img, combo, generator, depth, self.quantize)
-
-
-def agenticir_sampler(groups: Sequence[str] = ("A", "B", "C"), quantize: bool = True) -> CombinationSampler:
-    """A :class:`CombinationSampler` over the combinations of the given AgenticIR groups."""
-    unknown = [g for g in groups if g not in AGENTICIR_GROUPS]
-    if unknown or isinstance(groups, str):
-        raise ValueError(f"groups must be a list drawn from {sorted(AGENTICIR_GROUPS)}, got {groups!r}")
-    return CombinationSampler([c for g in groups for c in AGENTICIR_GROUPS[g]], quantize=quantize)

@@ -98,7 +98,8 @@ def rain_layer(field: torch.Tensor, density: torch.Tensor, length: torch.Tensor,
     Args:
         field: ``[B, 1, H, W]`` samples of ``U[0, 1)`` (scaled ×256 internally, like ``np.random.uniform(0, 256)``).
         density: ``[B]`` AgenticIR ``value`` (50–99): drops keep field values ``≥ 256 − density/100``.
-        length: ``[B]`` streak kernel size (20–39). angle: ``[B]`` degrees (−30–29); kernel rotation is ``angle − 45``.
+        length: ``[B]`` streak kernel size (20–39).
+        angle: ``[B]`` degrees (−30–29); the kernel is rotated by ``angle − 45``.
     """
     b = field.shape[0]
     dev = field.device
@@ -112,7 +113,9 @@ def rain_layer(field: torch.Tensor, density: torch.Tensor, length: torch.Tensor,
     lo = streaks.amin((1, 2, 3), keepdim=True)
     hi = streaks.amax((1, 2, 3), keepdim=True)
     span = hi - lo
-    norm = torch.where(span > 0, (streaks - lo) * 255.0 / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(streaks))
+    norm = torch.where(
+        span > 0, (streaks - lo) * 255.0 / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(streaks)
+    )
     return torch.floor(norm) / 255.0
 
 
@@ -127,4 +130,3 @@ def rain(
     b, _, h, w = img.shape
     field = torch.rand((b, 1, h, w), generator=generator, device=generator.device, dtype=img.dtype).to(img.device)
     return (img + rain_layer(field, density, length, angle)).clamp(0.0, 1.0)
-

@@ -45,7 +45,8 @@ SINC_OMEGA = (math.pi / 5, math.pi)  # kernels of size >= 13 (smaller ones: pi/3
 
 @dataclass(frozen=True)
 class BlurSettings:
-    """Ranges of one blur stage (BasicSR ``kernel_prob``, ``blur_sigma``, ``betag_range``, ``betap_range``, ``sinc_prob``)."""
+    """Ranges of one blur stage (BasicSR's ``blur_sigma``, ``kernel_prob``, ``betag_range``, ``betap_range``,
+    ``sinc_prob``)."""
 
     sigma: tuple[float, float] = (0.2, 3.0)
     kernel_prob: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
@@ -89,6 +90,9 @@ class RealESRGANSettings:
     final_sinc_prob: float = 0.8
 
 
+DEFAULT_SETTINGS = RealESRGANSettings()
+
+
 def _sample_kernels(draw: Draw, n: int, blur: BlurSettings, apply_prob: float) -> list[dict | None]:
     sizes = draw.choice(n, KERNEL_SIZES)
     use_sinc = draw.bernoulli(n, blur.sinc_prob)
@@ -98,8 +102,14 @@ def _sample_kernels(draw: Draw, n: int, blur: BlurSettings, apply_prob: float) -
     sigma_x, sigma_y = draw.uniform(n, *blur.sigma), draw.uniform(n, *blur.sigma)
     theta = draw.uniform(n, -math.pi, math.pi)
     low_beta = draw.bernoulli(n, 0.5)
-    betag = [lo if low else hi for lo, hi, low in zip(draw.uniform(n, blur.betag[0], 1.0), draw.uniform(n, 1.0, blur.betag[1]), low_beta)]
-    betap = [lo if low else hi for lo, hi, low in zip(draw.uniform(n, blur.betap[0], 1.0), draw.uniform(n, 1.0, blur.betap[1]), low_beta)]
+    betag = [
+        lo if low else hi
+        for lo, hi, low in zip(draw.uniform(n, blur.betag[0], 1.0), draw.uniform(n, 1.0, blur.betag[1]), low_beta)
+    ]
+    betap = [
+        lo if low else hi
+        for lo, hi, low in zip(draw.uniform(n, blur.betap[0], 1.0), draw.uniform(n, 1.0, blur.betap[1]), low_beta)
+    ]
     applied = draw.bernoulli(n, apply_prob)
     out: list[dict | None] = []
     for i in range(n):
@@ -111,8 +121,16 @@ def _sample_kernels(draw: Draw, n: int, blur: BlurSettings, apply_prob: float) -
             kind = kinds[i]
             iso = not kind.endswith("aniso")
             beta = betag[i] if kind.startswith("generalized") else betap[i] if kind.startswith("plateau") else 1.0
-            out.append({"type": kind, "size": sizes[i], "sigma_x": sigma_x[i], "sigma_y": sigma_x[i] if iso else sigma_y[i],
-                        "theta": 0.0 if iso else theta[i], "beta": beta})
+            out.append(
+                {
+                    "type": kind,
+                    "size": sizes[i],
+                    "sigma_x": sigma_x[i],
+                    "sigma_y": sigma_x[i] if iso else sigma_y[i],
+                    "theta": 0.0 if iso else theta[i],
+                    "beta": beta,
+                }
+            )
     return out
 
 
@@ -127,29 +145,40 @@ def _sample_noise(draw: Draw, n: int, stage: StageSettings) -> list[dict]:
     gaussian = draw.bernoulli(n, stage.gaussian_noise_prob)
     sigma, scale = draw.uniform(n, *stage.noise_range), draw.uniform(n, *stage.poisson_scale_range)
     gray = draw.bernoulli(n, stage.gray_noise_prob)
-    return [{"kind": "gaussian" if g else "poisson", "level": s if g else p, "gray": y} for g, s, p, y in zip(gaussian, sigma, scale, gray)]
+    return [
+        {"kind": "gaussian" if g else "poisson", "level": s if g else p, "gray": y}
+        for g, s, p, y in zip(gaussian, sigma, scale, gray)
+    ]
 
 
-def sample_realesrgan(batch: int, generator: torch.Generator, settings: RealESRGANSettings = RealESRGANSettings()) -> list[dict]:
+def sample_realesrgan(
+    batch: int, generator: torch.Generator, settings: RealESRGANSettings = DEFAULT_SETTINGS
+) -> list[dict]:
     """Per-image JSON parameter dicts for :func:`realesrgan` (size-changing choices shared by the batch)."""
     draw = Draw(generator)
     first, second = settings.first, settings.second
     blur1 = _sample_kernels(draw, batch, first.blur, first.blur_prob)
     resize1 = _sample_resize(draw, first)
     noise1 = _sample_noise(draw, batch, first)
-    jpeg1 = [int(round(q)) for q in draw.uniform(batch, *first.jpeg_range)]
+    jpeg1 = [round(q) for q in draw.uniform(batch, *first.jpeg_range)]
     blur2 = _sample_kernels(draw, batch, second.blur, second.blur_prob)
     resize2 = _sample_resize(draw, second)
     noise2 = _sample_noise(draw, batch, second)
-    jpeg2 = [int(round(q)) for q in draw.uniform(batch, *second.jpeg_range)]
+    jpeg2 = [round(q) for q in draw.uniform(batch, *second.jpeg_range)]
     sizes, omegas = draw.choice(batch, KERNEL_SIZES), draw.uniform(batch, math.pi / 3, math.pi)
     use_sinc = draw.bernoulli(batch, settings.final_sinc_prob)
     final = {"order": draw.choice(1, FINAL_ORDERS)[0], "mode": draw.choice(1, RESIZE_MODES)[0]}
     return [
         {
             "scale": settings.scale,
-            "blur1": blur1[i], "resize1": resize1, "noise1": noise1[i], "jpeg1": jpeg1[i],
-            "blur2": blur2[i], "resize2": resize2, "noise2": noise2[i], "jpeg2": jpeg2[i],
+            "blur1": blur1[i],
+            "resize1": resize1,
+            "noise1": noise1[i],
+            "jpeg1": jpeg1[i],
+            "blur2": blur2[i],
+            "resize2": resize2,
+            "noise2": noise2[i],
+            "jpeg2": jpeg2[i],
             "sinc": {"type": "sinc", "size": sizes[i], "omega": omegas[i]} if use_sinc[i] else None,
             "final": final,
         }
@@ -170,8 +199,15 @@ def build_kernels(specs: Sequence[dict | None], device: torch.device | None = No
         out[sinc] = sinc_kernel(col(sinc, "size"), col(sinc, "omega"), KERNEL_GRID)
     if gauss:
         plateau = torch.tensor([specs[i]["type"].startswith("plateau") for i in gauss], device=device)
-        out[gauss] = gaussian_family_kernel(col(gauss, "size"), col(gauss, "sigma_x"), col(gauss, "sigma_y"),
-                                            col(gauss, "theta"), col(gauss, "beta"), plateau, KERNEL_GRID)
+        out[gauss] = gaussian_family_kernel(
+            col(gauss, "size"),
+            col(gauss, "sigma_x"),
+            col(gauss, "sigma_y"),
+            col(gauss, "theta"),
+            col(gauss, "beta"),
+            plateau,
+            KERNEL_GRID,
+        )
     return out
 
 
@@ -201,7 +237,9 @@ def _degrade_group(img: torch.Tensor, params: Sequence[dict], generator: torch.G
     out = _jpeg(out, [p["jpeg1"] for p in params])
     out = _blur(out, [p["blur2"] for p in params])
     s2 = float(p0["resize2"]["scale"])
-    out = F.interpolate(out, size=(max(1, int(h / scale * s2)), max(1, int(w / scale * s2))), mode=p0["resize2"]["mode"])
+    out = F.interpolate(
+        out, size=(max(1, int(h / scale * s2)), max(1, int(w / scale * s2))), mode=p0["resize2"]["mode"]
+    )
     out = _noise(out, [p["noise2"] for p in params], generator)
     final, sinc = p0["final"], [p["sinc"] for p in params]
     if final["order"] == "resize_first":
@@ -273,7 +311,9 @@ def _check_kernel(where: str, k: dict | None, blur: BlurSettings | None, optiona
     if not k["type"].endswith("aniso") and (k["sigma_x"] != k["sigma_y"] or k["theta"] != 0):
         raise ValueError(f"{name}: isotropic kernels need sigma_x == sigma_y and theta == 0, got {k}")
     kind = k["type"]
-    beta_range = blur.betag if kind.startswith("generalized") else blur.betap if kind.startswith("plateau") else (1.0, 1.0)
+    beta_range = (
+        blur.betag if kind.startswith("generalized") else blur.betap if kind.startswith("plateau") else (1.0, 1.0)
+    )
     check_range(name, "beta", k["beta"], *beta_range)
 
 
@@ -287,12 +327,19 @@ def _check_stage(params: dict, i: int, stage: StageSettings) -> None:
     nz = params[f"noise{i}"]
     check_keys(f"{name} noise", nz, ("kind", "level", "gray"))
     check_choice(f"{name} noise", "kind", nz["kind"], ("gaussian", "poisson"))
-    check_range(f"{name} noise", "level", nz["level"], *(stage.noise_range if nz["kind"] == "gaussian" else stage.poisson_scale_range))
+    check_range(
+        f"{name} noise",
+        "level",
+        nz["level"],
+        *(stage.noise_range if nz["kind"] == "gaussian" else stage.poisson_scale_range),
+    )
     check_choice(f"{name} noise", "gray", nz["gray"], (True, False))
-    check_range(name, f"jpeg{i}", params[f"jpeg{i}"], round(stage.jpeg_range[0]), round(stage.jpeg_range[1]), integer=True)
+    check_range(
+        name, f"jpeg{i}", params[f"jpeg{i}"], round(stage.jpeg_range[0]), round(stage.jpeg_range[1]), integer=True
+    )
 
 
-def check_realesrgan(params: dict, settings: RealESRGANSettings = RealESRGANSettings()) -> None:
+def check_realesrgan(params: dict, settings: RealESRGANSettings = DEFAULT_SETTINGS) -> None:
     """Raise ``ValueError`` naming the first entry of ``params`` outside ``settings``' ranges."""
     check_keys("realesrgan", params, PARAM_KEYS)
     check_choice("realesrgan", "scale", params["scale"], (settings.scale,))
@@ -304,7 +351,7 @@ def check_realesrgan(params: dict, settings: RealESRGANSettings = RealESRGANSett
     check_choice("realesrgan final", "mode", params["final"]["mode"], RESIZE_MODES)
 
 
-def realesrgan_position(params: dict, settings: RealESRGANSettings = RealESRGANSettings()) -> float:
+def realesrgan_position(params: dict, settings: RealESRGANSettings = DEFAULT_SETTINGS) -> float:
     """Overall harshness in ``[0, 1]``: mean position of first blur width, both noise levels and both JPEG qualities."""
     k = params["blur1"]
     if k is None:
@@ -316,6 +363,8 @@ def realesrgan_position(params: dict, settings: RealESRGANSettings = RealESRGANS
     parts = [blur]
     for i, stage in ((1, settings.first), (2, settings.second)):
         nz = params[f"noise{i}"]
-        parts.append(position(nz["level"], *(stage.noise_range if nz["kind"] == "gaussian" else stage.poisson_scale_range)))
+        parts.append(
+            position(nz["level"], *(stage.noise_range if nz["kind"] == "gaussian" else stage.poisson_scale_range))
+        )
         parts.append(position(stage.jpeg_range[1] - params[f"jpeg{i}"], 0.0, stage.jpeg_range[1] - stage.jpeg_range[0]))
     return sum(parts) / len(parts)

@@ -83,8 +83,10 @@ def imresize(
         ``[..., h, w]`` tensor of ``img``'s dtype and device.
     """
     if not torch.is_tensor(img) or img.ndim < 2 or not img.is_floating_point():
-        raise ValueError(f"imresize expects a float tensor [..., H, W], got {type(img).__name__} "
-                         f"{tuple(img.shape) if torch.is_tensor(img) else ''}")
+        raise ValueError(
+            f"imresize expects a float tensor [..., H, W], got {type(img).__name__} "
+            f"{tuple(img.shape) if torch.is_tensor(img) else ''}"
+        )
     if (scale is None) == (size is None):
         raise ValueError(f"imresize needs exactly one of scale or size, got scale={scale}, size={size}")
     in_h, in_w = img.shape[-2:]

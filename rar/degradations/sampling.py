@@ -17,7 +17,7 @@ class Draw:
 
     def __init__(self, generator: torch.Generator):
         if not isinstance(generator, torch.Generator):
-            raise ValueError(f"expected a torch.Generator, got {type(generator).__name__}")
+            raise TypeError(f"expected a torch.Generator, got {type(generator).__name__}")
         self.generator = generator
 
     def _rand(self, n: int) -> torch.Tensor:

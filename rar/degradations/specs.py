@@ -19,7 +19,14 @@ from rar.degradations import ops
 from rar.degradations.jpeg import jpeg
 from rar.degradations.labels import DegradationLabel, check_choice, check_keys, check_range, position, severity_word
 from rar.degradations.rain import rain
-from rar.degradations.realesrgan import RealESRGANSettings, check_realesrgan, realesrgan, realesrgan_position, sample_realesrgan
+from rar.degradations.realesrgan import (
+    DEFAULT_SETTINGS,
+    RealESRGANSettings,
+    check_realesrgan,
+    realesrgan,
+    realesrgan_position,
+    sample_realesrgan,
+)
 from rar.degradations.sampling import Draw
 
 
@@ -45,8 +52,9 @@ class DegradationSpec(ABC):
         """Where ``params`` lie in the allowed range: 0 mildest … 1 harshest."""
 
     @abstractmethod
-    def apply(self, img: torch.Tensor, params: Sequence[dict], generator: torch.Generator,
-              depth: torch.Tensor | None = None) -> torch.Tensor:
+    def apply(
+        self, img: torch.Tensor, params: Sequence[dict], generator: torch.Generator, depth: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The degraded batch (clipped to ``[0, 1]``) for one params dict per image."""
 
     def label(self, name: str, params: dict) -> DegradationLabel:
@@ -85,7 +93,10 @@ class Noise(DegradationSpec):
         draw = Draw(generator)
         kinds = draw.choice(batch, ("gaussian", "poisson"))
         sigma, scale = draw.uniform(batch, *self.SIGMA), draw.uniform(batch, *self.SCALE)
-        return [{"kind": k, "sigma": s} if k == "gaussian" else {"kind": k, "scale": c} for k, s, c in zip(kinds, sigma, scale)]
+        return [
+            {"kind": k, "sigma": s} if k == "gaussian" else {"kind": k, "scale": c}
+            for k, s, c in zip(kinds, sigma, scale)
+        ]
 
     def check(self, params):
         check_choice("noise", "kind", params.get("kind"), ("gaussian", "poisson"))
@@ -94,11 +105,17 @@ class Noise(DegradationSpec):
         check_range("noise", key, params[key], *rng)
 
     def position(self, params):
-        return position(params["sigma"], *self.SIGMA) if params["kind"] == "gaussian" else position(params["scale"], *self.SCALE)
+        return (
+            position(params["sigma"], *self.SIGMA)
+            if params["kind"] == "gaussian"
+            else position(params["scale"], *self.SCALE)
+        )
 
     def apply(self, img, params, generator, depth=None):
         poisson = torch.tensor([p["kind"] == "poisson" for p in params], device=img.device)
-        level = torch.tensor([p["scale"] if p["kind"] == "poisson" else p["sigma"] for p in params], dtype=img.dtype, device=img.device)
+        level = torch.tensor(
+            [p["scale"] if p["kind"] == "poisson" else p["sigma"] for p in params], dtype=img.dtype, device=img.device
+        )
         return noise_ops.noise(img, poisson, level, generator)
 
 
@@ -126,8 +143,11 @@ class Dark(DegradationSpec):
     """On HSV V: shift ``randint(30, 50)``, gamma ``U(0.5, 0.7)`` or linear max ``randint(100, 150)``, uniformly."""
 
     display = "dark"
-    METHODS = {"constant shift": ("shift", (30, 49), True), "gamma correction": ("gamma", (0.5, 0.7), False),
-               "linear mapping": ("max_value", (100, 149), True)}  # method -> (key, range, integer)
+    METHODS: ClassVar[dict[str, tuple[str, tuple[float, float], bool]]] = {
+        "constant shift": ("shift", (30, 49), True),
+        "gamma correction": ("gamma", (0.5, 0.7), False),
+        "linear mapping": ("max_value", (100, 149), True),
+    }  # method -> (key, range, integer)
 
     def sample(self, batch, generator):
         draw = Draw(generator)
@@ -150,7 +170,9 @@ class Dark(DegradationSpec):
     def apply(self, img, params, generator, depth=None):
         codes = list(self.METHODS)
         method = torch.tensor([codes.index(p["method"]) for p in params], device=img.device)
-        amount = torch.tensor([float(p[self.METHODS[p["method"]][0]]) for p in params], dtype=img.dtype, device=img.device)
+        amount = torch.tensor(
+            [float(p[self.METHODS[p["method"]][0]]) for p in params], dtype=img.dtype, device=img.device
+        )
         return ops.dark(img, method, amount)
 
 
@@ -162,7 +184,10 @@ class Haze(DegradationSpec):
 
     def sample(self, batch, generator):
         draw = Draw(generator)
-        return [{"airlight": a, "beta": b} for a, b in zip(draw.uniform(batch, *self.AIRLIGHT), draw.uniform(batch, *self.BETA))]
+        return [
+            {"airlight": a, "beta": b}
+            for a, b in zip(draw.uniform(batch, *self.AIRLIGHT), draw.uniform(batch, *self.BETA))
+        ]
 
     def check(self, params):
         check_keys("haze", params, ("airlight", "beta"))
@@ -173,7 +198,12 @@ class Haze(DegradationSpec):
         return position(params["beta"], *self.BETA)
 
     def apply(self, img, params, generator, depth=None):
-        return ops.haze(img, _column(params, "airlight", img.dtype, img.device), _column(params, "beta", img.dtype, img.device), depth)
+        return ops.haze(
+            img,
+            _column(params, "airlight", img.dtype, img.device),
+            _column(params, "beta", img.dtype, img.device),
+            depth,
+        )
 
 
 class MotionBlur(DegradationSpec):
@@ -198,8 +228,12 @@ class MotionBlur(DegradationSpec):
 
     def apply(self, img, params, generator, depth=None):
         cpu = torch.device("cpu")
-        return ops.motion_blur(img, _column(params, "radius", torch.long, cpu), _column(params, "sigma", torch.float64, cpu),
-                               _column(params, "angle", torch.float64, cpu))
+        return ops.motion_blur(
+            img,
+            _column(params, "radius", torch.long, cpu),
+            _column(params, "sigma", torch.float64, cpu),
+            _column(params, "angle", torch.float64, cpu),
+        )
 
 
 class DefocusBlur(DegradationSpec):
@@ -220,7 +254,9 @@ class DefocusBlur(DegradationSpec):
 
     def apply(self, img, params, generator, depth=None):
         cpu = torch.device("cpu")
-        return ops.defocus_blur(img, _column(params, "radius", torch.float64, cpu), _column(params, "alias_sigma", torch.float64, cpu))
+        return ops.defocus_blur(
+            img, _column(params, "radius", torch.float64, cpu), _column(params, "alias_sigma", torch.float64, cpu)
+        )
 
 
 class Rain(DegradationSpec):
@@ -245,8 +281,13 @@ class Rain(DegradationSpec):
 
     def apply(self, img, params, generator, depth=None):
         cpu = torch.device("cpu")
-        return rain(img, _column(params, "density", img.dtype, img.device), _column(params, "length", torch.long, cpu),
-                    _column(params, "angle", torch.float64, cpu), generator)
+        return rain(
+            img,
+            _column(params, "density", img.dtype, img.device),
+            _column(params, "length", torch.long, cpu),
+            _column(params, "angle", torch.float64, cpu),
+            generator,
+        )
 
 
 class GaussianPoissonNoise(DegradationSpec):
@@ -257,7 +298,10 @@ class GaussianPoissonNoise(DegradationSpec):
 
     def sample(self, batch, generator):
         draw = Draw(generator)
-        return [{"sigma": s, "poisson_scale": c} for s, c in zip(draw.uniform(batch, *self.SIGMA), draw.uniform(batch, *self.SCALE))]
+        return [
+            {"sigma": s, "poisson_scale": c}
+            for s, c in zip(draw.uniform(batch, *self.SIGMA), draw.uniform(batch, *self.SCALE))
+        ]
 
     def check(self, params):
         check_keys("gaussian_poisson_noise", params, ("sigma", "poisson_scale"))
@@ -268,8 +312,12 @@ class GaussianPoissonNoise(DegradationSpec):
         return 0.5 * (position(params["sigma"], *self.SIGMA) + position(params["poisson_scale"], *self.SCALE))
 
     def apply(self, img, params, generator, depth=None):
-        return noise_ops.gaussian_poisson_noise(img, _column(params, "sigma", img.dtype, img.device),
-                                                _column(params, "poisson_scale", img.dtype, img.device), generator)
+        return noise_ops.gaussian_poisson_noise(
+            img,
+            _column(params, "sigma", img.dtype, img.device),
+            _column(params, "poisson_scale", img.dtype, img.device),
+            generator,
+        )
 
 
 class RealESRGAN(DegradationSpec):
@@ -277,7 +325,7 @@ class RealESRGAN(DegradationSpec):
 
     display = "real-world degradation"
 
-    def __init__(self, settings: RealESRGANSettings = RealESRGANSettings()):
+    def __init__(self, settings: RealESRGANSettings = DEFAULT_SETTINGS):
         self.settings = settings
 
     def sample(self, batch, generator):

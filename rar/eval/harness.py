@@ -35,6 +35,7 @@ from rar.eval.results import (
     ImageResult,
     Summary,
     append_result,
+    drop_partial_line,
     part_path,
     read_results,
     summarize,
@@ -140,6 +141,7 @@ def evaluate_shard(
     if isinstance(method, StoredOutputs):
         method.check([item.key for item in restore])
     out_file = part_path(run_dir, shard_index, num_shards)
+    drop_partial_line(out_file)
     means = _RunningMeans(complete)
     bar = tqdm(total=len(items), initial=len(complete), disable=not progress, desc=f"{benchmark.name}", unit="img")
 

@@ -71,6 +71,15 @@ def part_path(run_dir: Path, index: int, num_shards: int) -> Path:
     return Path(run_dir) / RESULTS_DIR / f"part-{index:03d}-of-{num_shards:03d}.jsonl"
 
 
+def drop_partial_line(path: Path) -> None:
+    """Cut an unterminated last line (a record cut short by a killed run) off ``path``, if any."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 def append_result(path: Path, result: ImageResult) -> None:
     """Append one record to ``path`` and flush it to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,20 +91,21 @@ def append_result(path: Path, result: ImageResult) -> None:
 def read_results(run_dir: Path) -> dict[str, ImageResult]:
     """All records under ``<run_dir>/results/``, merged by key (see the module docstring).
 
-    A truncated last line (a run killed while writing) is ignored; a malformed line elsewhere
-    raises ``ValueError`` naming the file and line.
+    An unterminated last line (a run killed while writing) is ignored; a malformed line
+    elsewhere raises ``ValueError`` naming the file and line.
     """
     results: dict[str, ImageResult] = {}
     for path in sorted((Path(run_dir) / RESULTS_DIR).glob("part-*.jsonl")):
-        lines = path.read_text().splitlines()
+        text = path.read_text()
+        lines = text.splitlines()
+        if text and not text.endswith("\n"):
+            lines = lines[:-1]
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 record = ImageResult.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError) as error:
-                if number == len(lines):
-                    continue
                 raise ValueError(f"{path}:{number}: not a result record ({error})") from error
             old = results.get(record.key)
             results[record.key] = old.updated(record) if old else record

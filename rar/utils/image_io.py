@@ -60,10 +60,7 @@ def load_image(path: str | Path) -> torch.Tensor:
     if raw.size == 0:
         raise ImageLoadError(f"cannot read image {path}: the file is empty")
     array = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    if array is not None:
-        array = _bgr_to_rgb(array)
-    else:
-        array = _decode_with_pillow(path)
+    array = _bgr_to_rgb(array) if array is not None else _decode_with_pillow(path)
     return _to_tensor(array, path)
 
 

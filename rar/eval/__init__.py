@@ -1,0 +1,1 @@
+"""Evaluation harness: benchmarks, methods, pyiqa metrics, resumable sharded runs and reports."""
