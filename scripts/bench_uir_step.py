@@ -57,7 +57,10 @@ def main() -> None:
 
     torch.manual_seed(0)
     with device:  # initialise the weights on the target device (fast for billions of parameters)
-        ae = SpaceToDepthAutoencoder(4) if args.autoencoder == "s2d" else KLAutoencoder(AutoencoderKL(**SD35_VAE), 1.5305, 0.0609)
+        if args.autoencoder == "s2d":
+            ae = SpaceToDepthAutoencoder(4)
+        else:
+            ae = KLAutoencoder(AutoencoderKL(**SD35_VAE), 1.5305, 0.0609)
         uir = build_sd3_transformer(config=args.uir, gradient_checkpointing=args.gradient_checkpointing)
     seq_len = args.seq_len or (32 if args.uir == "tiny" else 333)
     stage = UIRStage(ae, uir, ZeroCondition(seq_len)).to(device)

@@ -41,7 +41,7 @@ def test_tiny_vocabulary_covers_every_degradation_description(tiny_dir):
     labels = [DegradationLabel(name, {}, severity) for name in DEGRADATIONS for severity in SEVERITIES]
     texts = [describe(labels[:2])] + [describe([lab], severity=True) for lab in labels]
     ids = tok(texts).input_ids
-    assert all(tok.unk_token_id not in row for row in ids), [t for t, r in zip(texts, ids) if tok.unk_token_id in r]
+    assert all(tok.unk_token_id not in row for row in ids), [t for t, r in zip(texts, ids, strict=True) if tok.unk_token_id in r]
 
 
 def test_shapes_and_widths(conditioner):
@@ -57,7 +57,9 @@ def test_matches_diffusers_encode_prompt_exactly(conditioner):
         text_encoder_2=conditioner.clip_g, tokenizer_2=conditioner.tokenizer_g,
         text_encoder_3=conditioner.t5, tokenizer_3=conditioner.tokenizer_t5,
     )
-    embeds, _, pooled, _ = pipe.encode_prompt(TEXTS, None, None, do_classifier_free_guidance=False, max_sequence_length=16)
+    embeds, _, pooled, _ = pipe.encode_prompt(
+        TEXTS, None, None, do_classifier_free_guidance=False, max_sequence_length=16
+    )
     cond = conditioner(TEXTS)
     assert torch.equal(cond.prompt_embeds, embeds) and torch.equal(cond.pooled, pooled)
 

@@ -47,7 +47,8 @@ def _paired_folder(root: Path, lq_dir: str, hq_dir: str, count: int = 2, seed: i
 
 def test_expected_benchmarks_and_methods_exist():
     names = {f"agenticir_group{g}" for g in "ABC"} | {f"samples_group{g}" for g in "ABC"} | {"single_average"}
-    names |= {f"single_{d}" for d in ("sidd", "kodak24", "div2k", "gopro", "lol", "sots_outdoor", "rain100", "raindrop")}
+    singles = ("sidd", "kodak24", "div2k", "gopro", "lol", "sots_outdoor", "rain100", "raindrop")
+    names |= {f"single_{d}" for d in singles}
     names |= {"unknown_udc_toled", "unknown_euvp"}
     assert names <= set(BENCHMARKS)
     assert {"identity", "folder", "rar"} <= set(METHODS)

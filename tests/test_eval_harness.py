@@ -60,7 +60,8 @@ def make_benchmark(root: Path, name: str = "toy") -> Benchmark:
             key = f"d2/{combination}/img{i}.png"
             save_image(hq, root / "HQ" / f"{combination}{i}.png", overwrite=True)
             save_image(lq.clamp(0, 1), root / "LQ" / key, overwrite=True)
-            items.append(EvalItem(key=key, lq=root / "LQ" / key, hq=root / "HQ" / f"{combination}{i}.png", combination=combination))
+            hq_file = root / "HQ" / f"{combination}{i}.png"
+            items.append(EvalItem(key=key, lq=root / "LQ" / key, hq=hq_file, combination=combination))
     return Benchmark(name, tuple(items), ("a", "b"))
 
 
@@ -89,7 +90,8 @@ def test_aggregation_is_per_combination_then_unweighted_mean(tmp_path):
     assert summary.overall.seconds == 3.0 and summary.overall.rounds == 1.5  # means over images
     assert summary.overall.stage_seconds == {"restore": 1.5}
     per_combination = _csv(tmp_path / "per_combination.csv")
-    assert [(r["combination"], r["images"], float(r["psnr"])) for r in per_combination] == [("c1", "3", 20.0), ("c2", "1", 40.0)]
+    rows = [(r["combination"], r["images"], float(r["psnr"])) for r in per_combination]
+    assert rows == [("c1", "3", 20.0), ("c2", "1", 40.0)]
     row = _csv(tmp_path / "summary.csv")[0]
     assert float(row["psnr"]) == 30.0 and row["images"] == "4" and float(row["seconds_restore"]) == 1.5
     markdown = (tmp_path / "summary.md").read_text()
@@ -131,7 +133,8 @@ def test_shards_merge_into_the_single_process_report(tmp_path, fidelity):
     evaluate_shard(benchmark, CountingMethod(), fidelity, tmp_path / "single", progress=False)
     methods = [CountingMethod(), CountingMethod()]
     for index, method in enumerate(methods):
-        evaluate_shard(benchmark, method, fidelity, tmp_path / "sharded", shard_index=index, num_shards=2, progress=False)
+        evaluate_shard(benchmark, method, fidelity, tmp_path / "sharded", shard_index=index, num_shards=2,
+                       progress=False)
     assert [m.images for m in methods] == [3, 2]
     assert len(list((tmp_path / "sharded" / "results").glob("part-*.jsonl"))) == 2
     single = write_run_reports(benchmark, ["psnr"], "m", tmp_path / "single", montage=0)
@@ -197,7 +200,8 @@ def test_wrong_output_size_names_the_item(tmp_path, fidelity):
 
 def test_benchmark_rejects_clashing_outputs_and_shards_stride(tmp_path):
     with pytest.raises(ValueError, match="share the output file"):
-        Benchmark("x", (EvalItem("a/1.jpg", tmp_path, tmp_path, "a"), EvalItem("a/1.png", tmp_path, tmp_path, "a")), ("a",))
+        clash = (EvalItem("a/1.jpg", tmp_path, tmp_path, "a"), EvalItem("a/1.png", tmp_path, tmp_path, "a"))
+        Benchmark("x", clash, ("a",))
     benchmark = make_benchmark(tmp_path / "data")
     shards = [benchmark.shard(i, 2) for i in range(2)]
     assert sorted(i.key for s in shards for i in s) == sorted(i.key for i in benchmark.items)

@@ -146,3 +146,26 @@ def test_depictqa_checkpoint_converts_and_loads(lqa, tmp_path):
 
 def lqa_folder(model) -> str:
     return model.base_llm.config._name_or_path
+
+
+def test_lqa_condition_source_feeds_the_text_adapter(lqa):
+    from rar.conditioning.sources import ConditionInputs
+    from rar.lqa.condition_source import LQACondition
+    from rar.uir.autoencoders import SpaceToDepthAutoencoder
+
+    torch.manual_seed(0)
+    adapter = TextAdapter(128, 32, 64, 48, width=64, nhead=4, dim_feedforward=128)
+    modules = {"autoencoder": SpaceToDepthAutoencoder(4), "lqa": lqa.train(), "text_adapter": adapter}
+    z = modules["autoencoder"].encode(torch.rand(2, 3, 32, 32))
+    source = LQACondition()
+    assert set(source.requires) == set(modules)
+    cond = source(modules, ConditionInputs(z_lq=z))
+    assert cond.prompt_embeds.shape == (2, 32, 64) and cond.pooled.shape == (2, 48)
+    assert lqa.training  # its mode is restored after the deterministic assessment
+    torch.testing.assert_close(source(modules, ConditionInputs(z_lq=z)).pooled, cond.pooled)
+    lqa.image_space = "pixel"  # the "Pixel" ablation reads the decoded image
+    try:
+        assert source(modules, ConditionInputs(z_lq=z)).pooled.shape == (2, 48)
+    finally:
+        lqa.image_space = "latent"
+        lqa.eval()

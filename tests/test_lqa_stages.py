@@ -136,6 +136,7 @@ def test_stage_configs_compose_and_step(name, tiny_dir, tmp_path):
 
 def test_p_better_flips_when_a_and_b_swap(tiny_dir):
     """Train briefly on one clean/noisy pair shown in both orders; then the preference follows the image."""
+    torch.manual_seed(0)
     lqa = build_depictqa(str(tiny_dir / "depictqa/llm"), Abstractor(64, 16, 1, 4, 128, dropout=0.0),
                          str(tiny_dir / "depictqa/vision"), image_space="pixel", lora_r=None)
     g = torch.Generator().manual_seed(0)
@@ -153,7 +154,6 @@ def test_p_better_flips_when_a_and_b_swap(tiny_dir):
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
-    torch.manual_seed(0)
     for _ in range(250):
         loss = stage(batch).loss
         optimizer.zero_grad()

@@ -9,7 +9,9 @@ from diffusers import SD3Transformer2DModel
 from rar.conditioning.condition import Condition
 from rar.uir.backbones import SD3_PRESETS, SD3UIR, SD15UIR, build_sd3_transformer, build_sd15_unet
 
-SMALL_SD3 = dict(SD3_PRESETS["tiny"], num_layers=2, attention_head_dim=16, num_attention_heads=2, caption_projection_dim=32)
+SMALL_SD3 = dict(
+    SD3_PRESETS["tiny"], num_layers=2, attention_head_dim=16, num_attention_heads=2, caption_projection_dim=32
+)
 SMALL_UNET = dict(
     sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
     down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),

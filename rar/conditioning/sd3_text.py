@@ -91,7 +91,7 @@ class SD3TextConditioner(torch.nn.Module):
         """Width of ``pooled`` (SD3.5: 768 + 1280 = 2048)."""
         return self.clip_l.config.projection_dim + self.clip_g.config.projection_dim
 
-    def train(self, mode: bool = True) -> "SD3TextConditioner":
+    def train(self, mode: bool = True) -> SD3TextConditioner:
         """Stays in eval mode: the text encoders are never trained."""
         return super().train(False)
 

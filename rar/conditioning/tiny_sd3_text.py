@@ -63,8 +63,12 @@ def save_tiny_sd3_text_encoders(
     )
     clip = dict(num_hidden_layers=2, max_position_embeddings=MAX_LENGTH, **ids)
     configs = {
-        "clip_l": CLIPTextConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2, projection_dim=16, **clip),
-        "clip_g": CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, projection_dim=32, **clip),
+        "clip_l": CLIPTextConfig(
+            hidden_size=16, intermediate_size=32, num_attention_heads=2, projection_dim=16, **clip
+        ),
+        "clip_g": CLIPTextConfig(
+            hidden_size=32, intermediate_size=64, num_attention_heads=4, projection_dim=32, **clip
+        ),
         "t5": T5Config(
             d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
             relative_attention_num_buckets=8, decoder_start_token_id=ids["pad_token_id"], **ids,

@@ -186,7 +186,7 @@ class DepictQA(nn.Module):
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.vision_encoder.parameters())
         with torch.set_grad_enabled(grad):
             features = self.vision_encoder(images)
-        return self.abstractor(features)
+        return self.abstractor(features.to(self.abstractor.query_embeds.dtype))
 
     def latent_tokens(self, latents: torch.Tensor) -> torch.Tensor:
         """Latent path before the projector: latents ``[B, C, h, w]`` → ``[B, Q, D_vision]``."""

@@ -37,7 +37,7 @@ class LatentAutoencoder(torch.nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "LatentAutoencoder":
+    def train(self, mode: bool = True) -> LatentAutoencoder:
         """Stays in eval mode whatever the caller asks (the autoencoder is never trained)."""
         return super().train(False)
 

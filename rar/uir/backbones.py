@@ -86,8 +86,8 @@ class UIRModel(torch.nn.Module):
                 f"{'given' if self.concat_lq else 'None'}, got {'None' if z_lq is None else tuple(z_lq.shape)}"
             )
         x = x_t if z_lq is None else torch.cat([x_t, z_lq.to(x_t.dtype)], dim=1)
-        dtype = self.backbone.dtype
-        v_sd3 = self._backbone_velocity(x.to(dtype), flow.to_sd3_timestep(t).to(dtype), cond.to(dtype))
+        dtype = self.backbone.dtype  # the timestep stays float32 (bf16 cannot resolve 999 vs 1000)
+        v_sd3 = self._backbone_velocity(x.to(dtype), flow.to_sd3_timestep(t.float()), cond.to(dtype))
         return flow.velocity_from_sd3(v_sd3).to(x_t.dtype)
 
     def _check_condition(self, cond: Condition, batch: int) -> None:
@@ -209,7 +209,9 @@ def build_sd3_transformer(
         torch_dtype: ``"bfloat16"`` etc. for the backbone's weights; None keeps float32 / the saved dtype.
     """
     if pretrained is not None:
-        backbone = SD3Transformer2DModel.from_pretrained(pretrained, subfolder=subfolder, torch_dtype=_dtype(torch_dtype))
+        backbone = SD3Transformer2DModel.from_pretrained(
+            pretrained, subfolder=subfolder, torch_dtype=_dtype(torch_dtype)
+        )
         if config is not None:
             _check_pretrained(dict(backbone.config), _resolve(config, SD3_PRESETS, "SD3"), pretrained)
     else:
@@ -240,7 +242,9 @@ def build_sd15_unet(
     """Build the SD1.5 UNet UIR (ablation); arguments as :func:`build_sd3_transformer`
     (preset ``sd15``, or a dict of ``UNet2DConditionModel`` arguments)."""
     if pretrained is not None:
-        backbone = UNet2DConditionModel.from_pretrained(pretrained, subfolder=subfolder, torch_dtype=_dtype(torch_dtype))
+        backbone = UNet2DConditionModel.from_pretrained(
+            pretrained, subfolder=subfolder, torch_dtype=_dtype(torch_dtype)
+        )
         if config is not None:
             _check_pretrained(dict(backbone.config), _resolve(config, SD15_PRESETS, "SD1.5"), pretrained)
     else:
