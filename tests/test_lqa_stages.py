@@ -59,7 +59,8 @@ class _Source(torch.utils.data.Dataset):
         hq = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=32, mode="bilinear")[0]
         names = ["noise"] if i % 2 else ["noise", "haze"]
         lq = (hq + 0.3 * torch.randn(hq.shape, generator=g)).clamp(0, 1)
-        return type("S", (), {"lq": lq, "hq": hq, "labels": [DegradationLabel(n, {}, "low") for n in names], "name": str(i)})
+        labels = [DegradationLabel(n, {}, "low") for n in names]
+        return type("S", (), {"lq": lq, "hq": hq, "labels": labels, "name": str(i)})
 
 
 class _Fixed(torch.utils.data.Dataset):

@@ -147,3 +147,14 @@ def test_sd15_unet_maps_condition_to_encoder_hidden_states():
 
 def test_sd3_uir_type():
     assert isinstance(build_sd3_transformer(config=SMALL_SD3), SD3UIR)
+
+
+def test_bf16_backbone_keeps_float32_io_and_timestep_precision():
+    torch.manual_seed(0)
+    uir = build_sd3_transformer(config=SMALL_SD3, torch_dtype="bfloat16")
+    x, _, cond = sd3_inputs(batch=1)
+    with torch.no_grad():
+        v0 = uir(x, torch.tensor([0.0]), cond)
+        v1 = uir(x, torch.tensor([0.002]), cond)  # timesteps 1000 vs 998: equal once rounded to bf16
+    assert v0.dtype == torch.float32
+    assert not torch.equal(v0, v1)

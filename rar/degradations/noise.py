@@ -49,7 +49,8 @@ def gaussian_noise(
         raise ValueError(f"gaussian_noise sigma must be >= 0 (0-255 scale), got {sigma.tolist()}")
     gray = _as_batch(gray, b, img, "gray").to(torch.bool)
     field = torch.randn(img.shape, generator=generator, device=generator.device, dtype=img.dtype).to(img.device)
-    field = torch.where(gray.view(b, 1, 1, 1), field[:, :1].expand_as(field), field)
+    if gray.any():
+        field = torch.where(gray.view(b, 1, 1, 1), field[:, :1].expand_as(field), field)
     return (img + field * sigma.view(b, 1, 1, 1) / 255.0).clamp(0.0, 1.0)
 
 

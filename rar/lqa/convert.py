@@ -27,8 +27,7 @@ DEPICTQA_PARTS = ("vision_proj.", "abstractor.", "llm.")
 
 def normalise_key(key: str) -> str:
     """DepictQA/peft key → ours: strip DeepSpeed/DDP ``module.``, add peft's ``.default`` adapter name."""
-    if key.startswith("module."):
-        key = key[len("module."):]
+    key = key.removeprefix("module.")
     return _LORA_NO_ADAPTER.sub(r".\1.default.weight", key)
 
 
@@ -44,7 +43,7 @@ def convert_depictqa_state(state: dict[str, torch.Tensor], reference: nn.Module)
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor")
+            raise TypeError(f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor")
         name = normalise_key(key)
         if name not in own:
             raise KeyError(f"checkpoint tensor {key!r} (as {name!r}) has no counterpart in {type(reference).__name__}")
@@ -67,7 +66,7 @@ def load_depictqa_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise TypeError(f"{path}: expected a state dict, got {type(state).__name__}")
     return state
 
 

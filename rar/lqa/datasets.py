@@ -73,7 +73,7 @@ class LQABatch:
     better: torch.Tensor
     ids: list[str]
 
-    def to(self, device, non_blocking: bool = False) -> "LQABatch":
+    def to(self, device, non_blocking: bool = False) -> LQABatch:
         return LQABatch(self.layouts, self.images.to(device, non_blocking=non_blocking),
                         self.image_owner.to(device), self.better.to(device), self.ids)
 
@@ -173,7 +173,8 @@ class SyntheticIQADataset(Dataset):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         self.source = source
-        self.p_compare, self.p_clean, self.p_single, self.p_compare_clean = p_compare, p_clean, p_single, p_compare_clean
+        self.p_compare, self.p_clean = p_compare, p_clean
+        self.p_single, self.p_compare_clean = p_single, p_compare_clean
         self.vary_questions = vary_questions
         self.seed = int(seed)
         self.epoch = 0

@@ -60,7 +60,7 @@ def evaluate_lqa(
     for i in range(0, len(ident), batch_size):
         chunk = ident[i : i + batch_size]
         texts = lqa.assess(prep(torch.stack([s.images[0] for s in chunk])), space=space).text
-        hits_i += sum(phrase_set(t) == phrase_set(s.layout.answers[0]) for t, s in zip(texts, chunk))
+        hits_i += sum(phrase_set(t) == phrase_set(s.layout.answers[0]) for t, s in zip(texts, chunk, strict=True))
     hits_c = 0
     for i in range(0, len(comp), batch_size):
         chunk = comp[i : i + batch_size]
@@ -70,4 +70,5 @@ def evaluate_lqa(
         truth = torch.tensor([s.better for s in chunk])
         hits_c += int(((p > 0.5).float() == truth).sum())
     nan = float("nan")
-    return LQAAccuracy(hits_i / len(ident) if ident else nan, hits_c / len(comp) if comp else nan, len(ident), len(comp))
+    return LQAAccuracy(hits_i / len(ident) if ident else nan, hits_c / len(comp) if comp else nan,
+                       len(ident), len(comp))

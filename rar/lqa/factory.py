@@ -96,7 +96,9 @@ def build_depictqa(
     llm = LlamaForCausalLM.from_pretrained(llm_pretrained, dtype=torch_dtype)
     tokenizer = AutoTokenizer.from_pretrained(llm_pretrained)
     if tokenizer.eos_token_id is None or tokenizer.bos_token_id is None:
-        raise ValueError(f"the tokenizer in {llm_pretrained} needs bos and eos tokens (got {tokenizer.special_tokens_map})")
+        raise ValueError(
+            f"the tokenizer in {llm_pretrained} needs bos and eos tokens (got {tokenizer.special_tokens_map})"
+        )
     return assemble_depictqa(
         llm, tokenizer, abstractor, clip=clip, image_adapter=image_adapter, image_space=image_space,
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,

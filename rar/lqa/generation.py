@@ -52,7 +52,8 @@ def greedy_decode(
         tokens.append(ids)
         mask.append(~finished)
         finished = finished | (ids == eos_id)
-        out = llm.model(inputs_embeds=embed(ids)[:, None].to(prefix_embeds.dtype), past_key_values=cache, use_cache=True)
+        step_embeds = embed(ids)[:, None].to(prefix_embeds.dtype)
+        out = llm.model(inputs_embeds=step_embeds, past_key_values=cache, use_cache=True)
         cache = out.past_key_values
         h = out.last_hidden_state[:, -1]
         hidden.append(h)

@@ -61,7 +61,7 @@ class Tokenized:
     attention_mask: torch.Tensor
     image_mask: torch.Tensor
 
-    def to(self, device) -> "Tokenized":
+    def to(self, device) -> Tokenized:
         return Tokenized(*(t.to(device) for t in (self.input_ids, self.labels, self.attention_mask, self.image_mask)))
 
 
@@ -161,7 +161,7 @@ class DepictQA(nn.Module):
     def hidden_size(self) -> int:
         return self.base_llm.config.hidden_size
 
-    def train(self, mode: bool = True) -> "DepictQA":
+    def train(self, mode: bool = True) -> DepictQA:
         super().train(mode)
         if self.vision_encoder is not None:
             self.vision_encoder.eval()  # frozen CLIP, as in DepictQA
@@ -229,10 +229,10 @@ class DepictQA(nn.Module):
         lab = torch.full_like(out, -100)
         att = torch.zeros_like(out)
         img = torch.zeros(out.shape, dtype=torch.bool)
-        for b, (i, l, m) in enumerate(rows):
-            n = len(i)
-            out[b, :n], lab[b, :n], att[b, :n] = torch.tensor(i), torch.tensor(l), 1
-            img[b, :n] = torch.tensor(m)
+        for b, (row_ids, row_labels, row_images) in enumerate(rows):
+            n = len(row_ids)
+            out[b, :n], lab[b, :n], att[b, :n] = torch.tensor(row_ids), torch.tensor(row_labels), 1
+            img[b, :n] = torch.tensor(row_images)
         return Tokenized(out, lab, att, img)
 
     def embed_inputs(self, tokens: Tokenized, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -248,13 +248,17 @@ class DepictQA(nn.Module):
         return embeds.masked_scatter(mask, image_embeds.to(embeds.dtype))
 
     # ----------------------------------------------------------------- training
-    def forward(self, layouts: Sequence[PromptLayout], images: torch.Tensor, space: ImageSpace | None = None) -> LMOutput:
+    def forward(
+        self, layouts: Sequence[PromptLayout], images: torch.Tensor, space: ImageSpace | None = None
+    ) -> LMOutput:
         """Next-token CE on the answers of ``layouts``; ``images [N_img, ...]`` fill their slots in order."""
         tokens = self.tokenize(layouts).to(images.device)
         embeds = self.embed_inputs(tokens, self.embed_images(images, space))
         hidden = self.base_llm.model(inputs_embeds=embeds, attention_mask=tokens.attention_mask).last_hidden_state
         labels = tokens.labels[:, 1:]
         keep = labels != -100
+        if not bool(keep.any()):
+            raise ValueError("the batch has no answer tokens to train on (records without a gpt turn?)")
         logits = self.base_llm.lm_head(hidden[:, :-1][keep]).float()
         targets = labels[keep]
         loss = F.cross_entropy(logits, targets)
@@ -262,7 +266,9 @@ class DepictQA(nn.Module):
         return LMOutput(loss, accuracy)
 
     # ----------------------------------------------------------------- assessment API
-    def prompt_embeds(self, layout: PromptLayout, images: Sequence[torch.Tensor], space: ImageSpace | None = None) -> torch.Tensor:
+    def prompt_embeds(
+        self, layout: PromptLayout, images: Sequence[torch.Tensor], space: ImageSpace | None = None
+    ) -> torch.Tensor:
         """``[B, L, D_llm]`` prompt of one layout for a batch; ``images[k]`` (``[B, ...]``) fills slot ``k``."""
         if len(images) != len(layout.image_keys):
             raise ValueError(f"layout {layout.task_type} has {len(layout.image_keys)} image slots, got {len(images)}")
@@ -310,7 +316,7 @@ class DepictQA(nn.Module):
         """Shared answer prefix ids and the first differing ids of "Image A" / "Image B"."""
         tok = self._tokenizer()
         a, b = tok([answer_text("Image A"), answer_text("Image B")], add_special_tokens=False)["input_ids"]
-        k = next((i for i, (u, v) in enumerate(zip(a, b)) if u != v), None)
+        k = next((i for i, (u, v) in enumerate(zip(a, b, strict=False)) if u != v), None)
         if k is None:
             raise ValueError(f"the tokenizer does not distinguish 'Image A' from 'Image B': {a} vs {b}")
         return a[:k], a[k], b[k]

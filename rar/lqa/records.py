@@ -57,8 +57,11 @@ def parse_record(obj: dict, where: str = "record") -> DepictQARecord:
     if "conversations" in obj:
         turns = []
         for i, turn in enumerate(obj["conversations"]):
-            if not isinstance(turn, dict) or turn.get("from") not in ("human", "gpt") or not isinstance(turn.get("value"), str):
-                raise ValueError(f"{where}: conversations[{i}] must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r}")
+            valid = isinstance(turn, dict) and turn.get("from") in ("human", "gpt")
+            if not valid or not isinstance(turn.get("value"), str):
+                raise ValueError(
+                    f"{where}: conversations[{i}] must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r}"
+                )
             turns.append(Turn(turn["from"], turn["value"]))
     elif isinstance(obj.get("query"), str):
         turns = [Turn("human", obj["query"])]
@@ -70,7 +73,7 @@ def parse_record(obj: dict, where: str = "record") -> DepictQARecord:
         id=str(obj.get("id", where)), task_type=task_type, image_ref=obj.get("image_ref"),
         image_A=obj.get("image_A"), image_B=obj.get("image_B"), conversations=tuple(turns),
     )
-    missing = [k for k, path in zip(image_layout(task_type)[0], record.image_paths()) if not path]
+    missing = [k for k, path in zip(image_layout(task_type)[0], record.image_paths(), strict=True) if not path]
     if missing:
         raise ValueError(f"{where}: task_type {task_type} needs images {missing}, which are empty")
     record.layout()  # validates the turn order
@@ -99,12 +102,14 @@ def write_records(records: Iterable[DepictQARecord], path: str | Path) -> Path:
     return path
 
 
-def read_weighted(root: str | Path, meta_paths: Sequence[str], weights: Sequence[int] | None = None) -> list[DepictQARecord]:
+def read_weighted(
+    root: str | Path, meta_paths: Sequence[str], weights: Sequence[int] | None = None
+) -> list[DepictQARecord]:
     """DepictQA's ``meta_paths_weights``: each file's records repeated ``weight`` times."""
     weights = [1] * len(meta_paths) if weights is None else list(weights)
     if len(weights) != len(meta_paths):
         raise ValueError(f"got {len(weights)} weights for {len(meta_paths)} meta files")
     out: list[DepictQARecord] = []
-    for meta, weight in zip(meta_paths, weights):
+    for meta, weight in zip(meta_paths, weights, strict=True):
         out += int(weight) * read_records(Path(root) / meta)
     return out

@@ -23,9 +23,7 @@ from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedTokenizerF
 from rar.lqa.architectures import tiny_clip_config, tiny_llama_config
 from rar.lqa.prompts import (
     BRIEF_GOOD,
-    COMPARE_TASK,
     COMPARE_TEMPLATES,
-    IDENTIFY_TASK,
     IDENTIFY_TEMPLATES,
     SINGLE_Q_TAIL,
     TASK_TYPES,
@@ -103,7 +101,8 @@ def save_tiny_depictqa(
     torch.manual_seed(seed)
     try:
         clip = CLIPVisionModel(tiny_clip_config())
-        llm = LlamaForCausalLM(tiny_llama_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, llm_layers))
+        config = tiny_llama_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, llm_layers)
+        llm = LlamaForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)
     clip.save_pretrained(folder / "vision")

@@ -24,12 +24,15 @@ from rar.training.stage import Stage, StepOutput
 from rar.uir.autoencoders import LatentAutoencoder
 
 
-def condition_loss(pred: Condition, target: Condition, cos_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+def condition_loss(
+    pred: Condition, target: Condition, cos_weight: float = 1.0
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The cond_align loss and its terms (floats for logging)."""
     if pred.prompt_embeds.shape != target.prompt_embeds.shape or pred.pooled.shape != target.pooled.shape:
         raise ValueError(
             f"text adapter gives {tuple(pred.prompt_embeds.shape)}/{tuple(pred.pooled.shape)} but the conditioner "
-            f"{tuple(target.prompt_embeds.shape)}/{tuple(target.pooled.shape)}: set text_adapter seq_len/joint_dim/pooled_dim"
+            f"{tuple(target.prompt_embeds.shape)}/{tuple(target.pooled.shape)}: "
+            "set the text_adapter's seq_len/joint_dim/pooled_dim"
         )
     p, t = pred.prompt_embeds.float(), target.prompt_embeds.float()
     mse_seq = F.mse_loss(p, t)
@@ -39,7 +42,8 @@ def condition_loss(pred: Condition, target: Condition, cos_weight: float = 1.0) 
     cos_seq = cos_tok[live].mean() if bool(live.any()) else cos_tok.new_ones(())
     cos_pool = F.cosine_similarity(pred.pooled.float(), target.pooled.float(), dim=-1).mean()
     loss = mse_seq + mse_pool + cos_weight * ((1 - cos_seq) + (1 - cos_pool))
-    logs = {"mse_seq": float(mse_seq), "mse_pooled": float(mse_pool), "cos_seq": float(cos_seq), "cos_pooled": float(cos_pool)}
+    logs = {"mse_seq": float(mse_seq), "mse_pooled": float(mse_pool),
+            "cos_seq": float(cos_seq), "cos_pooled": float(cos_pool)}
     return loss, logs
 
 
@@ -64,7 +68,7 @@ class CondAlignStage(Stage):
         self.cos_weight = cos_weight
         self.train()
 
-    def train(self, mode: bool = True) -> "CondAlignStage":
+    def train(self, mode: bool = True) -> CondAlignStage:
         super().train(mode)
         self.lqa.eval()  # deterministic answers (no LoRA dropout)
         self.conditioner.eval()

@@ -40,7 +40,7 @@ class LQAAlignStage(Stage):
         save_tokenizer(lqa, tokenizer_dir)
         self.train()
 
-    def train(self, mode: bool = True) -> "LQAAlignStage":
+    def train(self, mode: bool = True) -> LQAAlignStage:
         super().train(mode)
         self.lqa.eval()  # the teacher (CLIP + abstractor) without dropout
         if self.lqa.image_adapter is not None:
