@@ -170,3 +170,22 @@ def test_lqa_condition_source_feeds_the_text_adapter(lqa):
     finally:
         lqa.image_space = "latent"
         lqa.eval()
+
+
+def test_evaluation_scores_phrase_sets_and_preferences(lqa):
+    from rar.lqa.datasets import LQASample
+    from rar.lqa.evaluation import evaluate_lqa, phrase_set
+    from rar.lqa.prompts import COMPARE_TASK, IDENTIFY_TASK, SINGLE_Q_TAIL
+    from rar.uir.autoencoders import SpaceToDepthAutoencoder
+
+    assert phrase_set("Noise, haze") == phrase_set("haze and noise.") == {"noise", "haze"}
+    assert phrase_set("None") == frozenset()
+    images = torch.rand(4, 3, 32, 32)
+    ident = LQASample(build_layout(IDENTIFY_TASK, [Turn("human", "Q" + SINGLE_Q_TAIL), Turn("gpt", "Noise")]),
+                      images[:1], float("nan"), "i")
+    comp = LQASample(build_layout(COMPARE_TASK, [Turn("human", "Q"), Turn("gpt", "Image B")]), images[1:3], 0.0, "c")
+    acc = evaluate_lqa(lqa, [ident, comp, comp], "latent", encode=SpaceToDepthAutoencoder(4).encode)
+    assert (acc.n_identify, acc.n_compare) == (1, 2)
+    assert acc.identification in (0.0, 1.0) and acc.comparison in (0.0, 1.0)  # both comparisons are the same pair
+    with pytest.raises(ValueError, match="encode"):
+        evaluate_lqa(lqa, [ident], "latent")

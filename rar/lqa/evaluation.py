@@ -15,7 +15,7 @@ import torch
 
 from rar.lqa.datasets import LQASample
 from rar.lqa.model import DepictQA, ImageSpace
-from rar.lqa.prompts import COMPARE_TASK, IDENTIFY_TASK
+from rar.lqa.prompts import COMPARE_TASK, IDENTIFY_TASK, strip_terminator
 
 
 def phrase_set(answer: str) -> frozenset[str]:
@@ -60,7 +60,7 @@ def evaluate_lqa(
     for i in range(0, len(ident), batch_size):
         chunk = ident[i : i + batch_size]
         texts = lqa.assess(prep(torch.stack([s.images[0] for s in chunk])), space=space).text
-        hits_i += sum(phrase_set(t) == phrase_set(s.layout.answers[0]) for t, s in zip(texts, chunk, strict=True))
+        hits_i += sum(phrase_set(t) == phrase_set(strip_terminator(s.layout.answers[0])) for t, s in zip(texts, chunk, strict=True))
     hits_c = 0
     for i in range(0, len(comp), batch_size):
         chunk = comp[i : i + batch_size]

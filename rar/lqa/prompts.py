@@ -178,6 +178,11 @@ def query_layout(task_type: str, question: str) -> PromptLayout:
     return build_layout(task_type, [Turn("human", question)])
 
 
+def strip_terminator(text: str) -> str:
+    """An answer piece without DepictQA's terminator: ``"Noise\\n </s>"`` → ``"Noise"``."""
+    return text.removesuffix(SEPS[1].rstrip()).rstrip("\n")
+
+
 def answer_text(answer: str) -> str:
     """An answer as it is trained: followed by DepictQA's terminator ``"\\n </s>"``."""
     return answer + "\n" + SEPS[1].rstrip()

@@ -14,6 +14,7 @@ import pathlib
 import hydra
 import torch
 from accelerate import PartialState
+from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 
 from rar.training import checkpoint as ckpt
@@ -79,6 +80,7 @@ def run_training(cfg: DictConfig) -> list[PhaseResult]:
     if cfg.get("logger") and cfg.logger.get("wandb_mode"):
         os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
     run_dir = prepare_run_dir(cfg)
+    set_seed(int(cfg.trainer.seed))  # randomly initialised modules are reproducible too
     stage, loaded = build_stage(cfg)
     dataset = hydra.utils.instantiate(cfg.data.dataset, _convert_="all")
     results = train(

@@ -1,0 +1,78 @@
+"""Settings of the restore → assess → repeat loop (saved as ``rar_config.json`` in a model folder)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rar.pipeline.prompts import PROMPT_POOLS
+from rar.uir.sampler import METHODS
+
+STOP_RULES = ("compare", "fixed")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How the loop runs.
+
+    Attributes:
+        max_rounds: most restore → assess rounds per image (>= 1).
+        steps_per_round: integration steps of one round, ``t: 0 -> 1`` (>= 1).
+        method: ``"euler"`` (the paper) or ``"heun"``.
+        assess_every: re-assess the intermediate latent every this many steps and refresh the
+            condition (the sampler hook); ``None`` assesses once per round.
+        stop: ``"compare"`` — after each round the LQA compares the new latent with the round's
+            input; if ``p_better < threshold`` the image stops and keeps the input (from the first
+            round on, so the loop never returns something judged worse than its input);
+            ``"fixed"`` — always ``max_rounds`` rounds, no comparison.
+        threshold: acceptance threshold on ``p_better`` in ``[0, 1]``.
+        prompt_pool: ``"fixed"`` (the LQA's identification question) or ``"random"`` (one of 24
+            phrasings per assessment, chosen from ``seed``; :mod:`rar.pipeline.prompts`).
+        seed: seeds the prompt choice.
+    """
+
+    max_rounds: int = 3
+    steps_per_round: int = 4
+    method: str = "euler"
+    assess_every: int | None = None
+    stop: str = "compare"
+    threshold: float = 0.5
+    prompt_pool: str = "fixed"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_rounds >= 1, f"max_rounds must be >= 1, got {self.max_rounds}"),
+            (self.steps_per_round >= 1, f"steps_per_round must be >= 1, got {self.steps_per_round}"),
+            (self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}"),
+            (self.assess_every is None or self.assess_every >= 1,
+             f"assess_every must be None or >= 1, got {self.assess_every}"),
+            (self.stop in STOP_RULES, f"stop must be one of {STOP_RULES}, got {self.stop!r}"),
+            (0.0 <= self.threshold <= 1.0, f"threshold must lie in [0, 1], got {self.threshold}"),
+            (self.prompt_pool in PROMPT_POOLS, f"prompt_pool must be one of {PROMPT_POOLS}, got {self.prompt_pool!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def replace(self, **changes) -> LoopConfig:
+        """A copy with ``changes`` (unknown names are an error listing the known ones)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"unknown loop settings {unknown}; known: {[f.name for f in dataclasses.fields(self)]}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> LoopConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"loop settings not found: {path}")
+        return cls().replace(**json.loads(path.read_text()))

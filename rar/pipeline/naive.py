@@ -1,0 +1,161 @@
+"""The naive iterative pipeline (paper Eq. 1–2), for the ablations and the speed comparison.
+
+Each round works on pixels and goes through text::
+
+    text  = IQA(x)                      # pixel-space DepictQA, decoded answer
+    c     = TextEncoders(text)          # SD3.5's CLIP-L, CLIP-G, T5
+    x_new = AE.decode(UIR(AE.encode(x), c))        # one encode and one decode per round
+    stop="compare": p_better(x_new, over=x) < threshold -> stop, keep x
+
+Same assessment, restoration and stop code as :class:`rar.pipeline.RARPipeline`
+(:func:`rar.pipeline.loop.run_rounds`); only the wiring differs. The text encoders' cache is
+cleared before every call by default (``cache_text=False``) so their cost is measured, as the
+naive method pays it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rar.conditioning.condition import Condition
+from rar.conditioning.sd3_text import SD3TextConditioner
+from rar.eval.method import MethodOutput
+from rar.lqa.model import DepictQA
+from rar.pipeline.assess import identify
+from rar.pipeline.config import LoopConfig
+from rar.pipeline.folder import read_model_folder
+from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
+from rar.pipeline.loop import run_rounds
+from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.pipeline import RARPipeline
+from rar.pipeline.prompts import identification_question
+from rar.pipeline.results import RestoreResult
+from rar.pipeline.timing import StageClock
+from rar.uir.autoencoders import LatentAutoencoder
+from rar.uir.backbones import UIRModel
+from rar.uir.sampler import integrate
+
+
+class NaivePipeline(nn.Module):
+    """Pixel IQA → text → text encoders → restore → decode → repeat.
+
+    Args:
+        autoencoder, uir: as in :class:`RARPipeline`.
+        lqa: an assessor with a pixel path (``vision_encoder``); it is always asked on pixels.
+        conditioner: SD3.5's text encoders (texts → :class:`Condition`).
+        config: loop settings.
+        cache_text: let the conditioner reuse embeddings of texts it has seen (False: encode every time).
+    """
+
+    def __init__(
+        self,
+        autoencoder: LatentAutoencoder,
+        uir: UIRModel,
+        lqa: DepictQA,
+        conditioner: SD3TextConditioner,
+        config: LoopConfig | None = None,
+        cache_text: bool = False,
+    ) -> None:
+        super().__init__()
+        if uir.concat_lq:
+            raise ValueError("the naive loop integrates the noise-free flow; this UIR was built with concat_lq=True")
+        if getattr(lqa, "vision_encoder", None) is None:
+            raise ValueError("the naive pipeline assesses pixels: the LQA needs its pixel path (vision_encoder)")
+        self.autoencoder = autoencoder
+        self.uir = uir
+        self.lqa = lqa
+        self.conditioner = conditioner
+        self.config = config or LoopConfig()
+        self.cache_text = cache_text
+        self.eval()
+
+    def train(self, mode: bool = True) -> NaivePipeline:
+        """Inference only: stays in eval mode."""
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.uir.parameters()).device
+
+    @property
+    def stride(self) -> int:
+        return self.autoencoder.stride * latent_multiple(self.uir)
+
+    @classmethod
+    def from_rar(cls, pipe: RARPipeline, conditioner: SD3TextConditioner, **kwargs) -> NaivePipeline:
+        """Share a :class:`RARPipeline`'s autoencoder, UIR, LQA and loop settings."""
+        kwargs.setdefault("config", pipe.config)
+        return cls(pipe.autoencoder, pipe.uir, pipe.lqa, conditioner, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+        conditioner: SD3TextConditioner | None = None, cache_text: bool = False, **loop_settings,
+    ) -> NaivePipeline:
+        """Load a RAR model folder; the text encoders come from its ``conditioner/`` or the argument."""
+        skip = ("text_adapter", "conditioner") if conditioner is not None else ("text_adapter",)
+        folder = read_model_folder(path, parse_dtype(dtype), skip=skip)
+        parts = folder.components
+        conditioner = conditioner or parts.get("conditioner")
+        if conditioner is None:
+            raise ValueError(f"{path} holds no text encoders (conditioner); pass conditioner=... or export the "
+                             "folder with them (scripts/export_pipeline.py include_conditioner=true)")
+        pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], conditioner,
+                   folder.config.replace(**loop_settings), cache_text=cache_text)
+        return pipe.to(device) if device is not None else pipe
+
+    @torch.no_grad()
+    def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
+        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]``; ``return_latents`` keeps each round's output
+        image (padded, CPU) in the trajectories' ``latent`` field (same call as RARPipeline)."""
+        check_images(lq, max_image_side(self.autoencoder, self.uir))
+        clock = StageClock(self.device)
+        height, width = lq.shape[-2:]
+        x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
+        outcome = run_rounds(x, _PixelWiring(self, clock), self.config, clock, keep_states=return_latents)
+        return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
+
+    def restore(self, lq: torch.Tensor) -> MethodOutput:
+        return self(lq).to_method_output()
+
+    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size``."""
+        return state[:, : size[0], : size[1]].cpu()
+
+
+class _PixelWiring:
+    """The naive stages on images (see :class:`rar.pipeline.loop.Wiring`)."""
+
+    def __init__(self, pipe: NaivePipeline, clock: StageClock) -> None:
+        self.pipe, self.clock, self.config = pipe, clock, pipe.config
+
+    def condition(self, x: torch.Tensor, round_index: int, step: int) -> tuple[Condition, list[str]]:
+        question = identification_question(self.config.prompt_pool, self.config.seed, round_index, step)
+        texts = identify(self.pipe.lqa, x, question, space="pixel").text
+        with self.clock.section("text_encode"):
+            if not self.pipe.cache_text:
+                self.pipe.conditioner.clear_cache()
+            cond = self.pipe.conditioner(texts).to(x.device)
+        return cond, texts
+
+    def restore(self, x: torch.Tensor, cond: Condition, round_index: int) -> torch.Tensor:
+        ae = self.pipe.autoencoder
+        with self.clock.section("encode"):
+            z = ae.encode(x)
+        hook = None
+        if self.config.assess_every is not None:
+            def hook(x_t: torch.Tensor, t: float, step: int) -> Condition:
+                with self.clock.section("assess"):
+                    with self.clock.section("decode"):
+                        image = ae.decode(x_t, size=x.shape[-2:]).clamp(0, 1)
+                    return self.condition(image, round_index, step)[0]
+        z_new = integrate(self.pipe.uir, z, cond, steps=self.config.steps_per_round, method=self.config.method,
+                          hook=hook, hook_every=self.config.assess_every).latent
+        with self.clock.section("decode"):
+            return ae.decode(z_new, size=x.shape[-2:]).clamp(0, 1)
+
+    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        return self.pipe.lqa.p_better(new, old, space="pixel").p_better

@@ -1,0 +1,198 @@
+"""RAR inference: one encode, restore → assess → repeat in the latent space, one decode.
+
+::
+
+    z = AE.encode(pad(x))                                       # exactly one encode
+    for r in 1..max_rounds (active images only):
+        h = LQA.assess(z); c = TextAdapter(h)                   # no text encoder, no decoded text used
+        z_new = integrate UIR from z with c, t: 0 -> 1          # optional re-assessment every k steps
+        stop="compare": p_better(z_new, over=z) < threshold -> stop, keep z
+        z = z_new
+    x_hat = crop(AE.decode(z))                                  # exactly one decode
+
+Usable from Python without Hydra::
+
+    pipe = RARPipeline.from_pretrained("runs/tiny/rar_model", device="cpu", max_rounds=3)
+    result = pipe(lq)                  # RestoreResult: images [B,3,H,W], trajectories
+    out = pipe.restore(lq)             # rar.eval.method.MethodOutput (the eval harness's protocol)
+
+With an LQA whose ``image_space`` is ``"pixel"`` (the "Pixel" ablation) each assessment and
+comparison decodes the latent first; the one-decode guarantee is for the latent LQA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rar.conditioning.condition import Condition
+from rar.eval.method import MethodOutput
+from rar.lqa.model import DepictQA
+from rar.lqa.text_adapter import TextAdapter
+from rar.pipeline.assess import identify
+from rar.pipeline.config import LoopConfig
+from rar.pipeline.folder import read_model_folder, write_model_folder
+from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
+from rar.pipeline.loop import run_rounds
+from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.prompts import identification_question
+from rar.pipeline.results import RestoreResult
+from rar.pipeline.timing import StageClock
+from rar.uir.autoencoders import LatentAutoencoder
+from rar.uir.backbones import UIRModel
+from rar.uir.sampler import integrate
+
+
+class RARPipeline(nn.Module):
+    """The RAR restorer: autoencoder + UIR + LQA + text adapter + loop settings.
+
+    Args:
+        autoencoder: frozen image ↔ latent autoencoder.
+        uir: the noise-free velocity model (``concat_lq=False``).
+        lqa: the assessor (``assess``, ``p_better``; latent or pixel image space).
+        text_adapter: LQA answer hidden states → the UIR's :class:`Condition`.
+        config: loop settings (default :class:`LoopConfig`).
+    """
+
+    def __init__(
+        self,
+        autoencoder: LatentAutoencoder,
+        uir: UIRModel,
+        lqa: DepictQA,
+        text_adapter: TextAdapter,
+        config: LoopConfig | None = None,
+    ) -> None:
+        super().__init__()
+        if uir.concat_lq:
+            raise ValueError("the RAR loop integrates the noise-free flow from the current latent; this UIR was built "
+                             "with concat_lq=True (noisy ablation) and needs a noise start instead")
+        if uir.latent_channels != autoencoder.latent_channels:
+            raise ValueError(f"UIR works on {uir.latent_channels}-channel latents, the autoencoder "
+                             f"{type(autoencoder).__name__} makes {autoencoder.latent_channels}")
+        llm_dim = getattr(lqa, "hidden_size", None)
+        if llm_dim is not None and llm_dim != text_adapter.llm_dim:
+            raise ValueError(f"text adapter reads {text_adapter.llm_dim}-d hidden states, the LQA gives {llm_dim}-d")
+        self.autoencoder = autoencoder
+        self.uir = uir
+        self.lqa = lqa
+        self.text_adapter = text_adapter
+        self.config = config or LoopConfig()
+        self.eval()
+
+    # ----------------------------------------------------------------- module plumbing
+    def train(self, mode: bool = True) -> RARPipeline:
+        """Inference only: stays in eval mode (no LoRA/adapter dropout)."""
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.uir.parameters()).device
+
+    @property
+    def stride(self) -> int:
+        """Input sides are padded to multiples of this (and cropped back)."""
+        return self.autoencoder.stride * latent_multiple(self.uir)
+
+    def with_config(self, **changes) -> RARPipeline:
+        """Change loop settings in place (e.g. ``max_rounds=1``); returns ``self``."""
+        self.config = self.config.replace(**changes)
+        return self
+
+    # ----------------------------------------------------------------- inference
+    @torch.no_grad()
+    def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
+        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` (any ``H, W``); ``return_latents`` keeps each
+        round's output latent ``[C, h, w]`` (CPU) in the trajectories."""
+        check_images(lq, max_image_side(self.autoencoder, self.uir))
+        clock = StageClock(self.device)
+        size = lq.shape[-2:]
+        with clock.section("encode"):
+            z = self.autoencoder.encode(pad_to_multiple(lq.to(self.device, torch.float32), self.stride))
+        outcome = run_rounds(z, _LatentWiring(self, clock), self.config, clock, keep_states=return_latents)
+        with clock.section("decode"):
+            images = self.autoencoder.decode(outcome.states, size=size).clamp(0, 1)
+        return RestoreResult(images, outcome.trajectories, dict(clock.seconds))
+
+    def restore(self, lq: torch.Tensor) -> MethodOutput:
+        """The evaluation harness's :class:`rar.eval.method.Method` protocol."""
+        return self(lq).to_method_output()
+
+    @torch.no_grad()
+    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """A round's kept state (``RoundRecord.latent [C, h, w]``) as an image ``[3, H, W]`` in
+        ``[0, 1]`` (for figures; this decode is outside the loop)."""
+        return self.autoencoder.decode(state[None].to(self.device), size=size)[0].clamp(0, 1).cpu()
+
+    # ----------------------------------------------------------------- model folder
+    def save_pretrained(self, path: str | Path, lora: str = "adapter", conditioner: nn.Module | None = None,
+                        overwrite: bool = False, source: dict | None = None) -> Path:
+        """Write the model folder (:mod:`rar.pipeline.folder`).
+
+        Args:
+            path: output folder.
+            lora: ``"adapter"`` (peft adapter beside the LLaMA weights; bit-exact) or ``"merged"``.
+            conditioner: SD3.5 text encoders to include for the naive pipeline (optional).
+            overwrite: replace an existing folder.
+            source: provenance recorded in ``model_index.json`` (e.g. ``{"run_dir": ...}``).
+        """
+        components = {"autoencoder": self.autoencoder, "uir": self.uir, "lqa": self.lqa,
+                      "text_adapter": self.text_adapter, "conditioner": conditioner}
+        return write_model_folder(path, components, self.config, overwrite=overwrite, source=source, lora=lora)
+
+    @classmethod
+    def from_modules(cls, modules: Mapping[str, nn.Module], config: LoopConfig | None = None) -> RARPipeline:
+        """Pick ``autoencoder``, ``uir``, ``lqa`` and ``text_adapter`` out of a training stage's
+        children (``dict(stage.named_children())``); a missing one is an error naming what is there."""
+        missing = [name for name in ("autoencoder", "uir", "lqa", "text_adapter") if name not in modules]
+        if missing:
+            raise ValueError(f"a RAR pipeline needs modules autoencoder, uir, lqa, text_adapter; missing {missing} "
+                             f"among {sorted(modules)} (export a joint run or a uir run with condition=lqa)")
+        return cls(modules["autoencoder"], modules["uir"], modules["lqa"], modules["text_adapter"], config)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+        **loop_settings,
+    ) -> RARPipeline:
+        """Load a model folder; ``dtype`` casts every component (default: as saved), ``device``
+        moves them, ``loop_settings`` override ``rar_config.json`` (e.g. ``max_rounds=1``)."""
+        folder = read_model_folder(path, parse_dtype(dtype), skip=("conditioner",))
+        parts = folder.components
+        pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
+                   folder.config.replace(**loop_settings))
+        return pipe.to(device) if device is not None else pipe
+
+
+class _LatentWiring:
+    """RAR's stages on latents (see :class:`rar.pipeline.loop.Wiring`)."""
+
+    def __init__(self, pipe: RARPipeline, clock: StageClock) -> None:
+        self.pipe, self.clock, self.config = pipe, clock, pipe.config
+
+    def _view(self, z: torch.Tensor) -> torch.Tensor:
+        """What the LQA reads: the latent, or the decoded image for a pixel-space LQA."""
+        if self.pipe.lqa.image_space == "latent":
+            return z
+        with self.clock.section("decode"):
+            return self.pipe.autoencoder.decode(z).clamp(0, 1)
+
+    def condition(self, z: torch.Tensor, round_index: int, step: int) -> tuple[Condition, list[str]]:
+        question = identification_question(self.config.prompt_pool, self.config.seed, round_index, step)
+        assessment = identify(self.pipe.lqa, self._view(z), question)
+        return self.pipe.text_adapter(assessment.hidden, assessment.mask), assessment.text
+
+    def restore(self, z: torch.Tensor, cond: Condition, round_index: int) -> torch.Tensor:
+        hook = None
+        if self.config.assess_every is not None:
+            def hook(x_t: torch.Tensor, t: float, step: int) -> Condition:
+                with self.clock.section("assess"):
+                    return self.condition(x_t, round_index, step)[0]
+        result = integrate(self.pipe.uir, z, cond, steps=self.config.steps_per_round, method=self.config.method,
+                           hook=hook, hook_every=self.config.assess_every)
+        return result.latent
+
+    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        return self.pipe.lqa.p_better(self._view(new), self._view(old)).p_better

@@ -1,0 +1,110 @@
+"""Export a training run as a RAR model folder (``model_index.json`` + components + ``rar_config.json``).
+
+CPU (the tiny experiment; run from the repository root, where the run's relative paths resolve)::
+
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/joint out=runs/tiny/rar_model
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/uir out=runs/tiny/rar_fixed \
+        rar=fixed max_rounds=2 include_conditioner=true overwrite=true
+
+Cluster (a real run; LoRA folded into the LLaMA weights, SD3.5 text encoders included for the naive pipeline)::
+
+    python scripts/export_pipeline.py run_dir=runs/sd35m/joint out=runs/sd35m/rar_model lora=merged \
+        include_conditioner=true
+
+The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
+``model/<child>/weights.safetensors`` loaded on top (``init_from`` semantics); the run must hold
+``autoencoder``, ``uir``, ``lqa`` and ``text_adapter`` (a ``joint`` run, or ``uir`` with
+``condition=lqa``). Loop settings come from ``configs/rar/<rar>.yaml`` plus single overrides.
+
+Arguments (``key=value``): ``run_dir`` (required), ``out`` (required), ``rar`` (default ``default``),
+``lora`` (``adapter`` | ``merged``), ``include_conditioner`` (false), ``overwrite`` (false), and any
+loop setting of ``configs/rar/default.yaml`` (``max_rounds=4``, ``stop=fixed``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rar.pipeline import LoopConfig, RARPipeline
+from rar.training.build import build_modules, build_stage
+from rar.training.checkpoint import git_sha
+
+log = logging.getLogger("export_pipeline")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+OPTIONS = {"run_dir": None, "out": None, "rar": "default", "lora": "adapter", "include_conditioner": False,
+           "overwrite": False}
+
+
+def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
+    """Split ``key=value`` arguments into this script's options and loop-setting overrides."""
+    options, overrides = dict(OPTIONS), []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise SystemExit(f"arguments are key=value, got {arg!r} (see the docstring: python {sys.argv[0]} --help)")
+        if key in options:
+            options[key] = OmegaConf.from_dotlist([arg])[key]
+        else:
+            overrides.append(arg)
+    missing = [k for k in ("run_dir", "out") if options[k] is None]
+    if missing:
+        raise SystemExit(f"missing required arguments: {', '.join(f'{k}=...' for k in missing)}")
+    return options, overrides
+
+
+def loop_config(preset: str, overrides: list[str]) -> LoopConfig:
+    """``configs/rar/<preset>.yaml`` with ``overrides`` (``max_rounds=4``...) as a :class:`LoopConfig`."""
+    if not (CONFIGS / "rar" / f"{preset}.yaml").is_file():
+        choices = sorted(p.stem for p in (CONFIGS / "rar").glob("*.yaml"))
+        raise SystemExit(f"rar={preset}: no configs/rar/{preset}.yaml; choose one of {choices}")
+    with initialize_config_dir(config_dir=str(CONFIGS / "rar"), version_base="1.3"):
+        cfg = compose(config_name=preset, overrides=overrides)
+    return LoopConfig().replace(**OmegaConf.to_container(cfg, resolve=True))
+
+
+def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", include_conditioner: bool = False,
+           overwrite: bool = False) -> Path:
+    """Rebuild the run's modules, wrap them as a :class:`RARPipeline` and write the model folder."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training run directory (no config.yaml)")
+    cfg = OmegaConf.load(config_path)
+    cfg.init_from = str(run_dir)
+    if "val_dataset" in cfg.stage.target:
+        cfg.stage.target.val_dataset = None  # not needed to export, and its data may be absent here
+    stage, loaded = build_stage(cfg)
+    log.info("rebuilt stage %s from %s (%d tensors from model/)", cfg.stage.name, run_dir, len(loaded))
+    modules = dict(stage.named_children())
+    pipe = RARPipeline.from_modules(modules, config)
+    conditioner = None
+    if include_conditioner:
+        conditioner = modules.get("conditioner")
+        if conditioner is None:
+            conditioner = build_modules(cfg, ["conditioner"])["conditioner"]
+    source = {"run_dir": str(run_dir), "stage": str(cfg.stage.name), "git_sha": git_sha()}
+    return pipe.save_pretrained(out, lora=lora, conditioner=conditioner, overwrite=overwrite, source=source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    options, overrides = parse_args(argv)
+    config = loop_config(str(options["rar"]), overrides)
+    out = export(Path(str(options["run_dir"])), Path(str(options["out"])), config, lora=str(options["lora"]),
+                 include_conditioner=bool(options["include_conditioner"]), overwrite=bool(options["overwrite"]))
+    print(f"wrote {out} (loop: {config.as_dict()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

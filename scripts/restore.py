@@ -1,0 +1,181 @@
+"""Restore image files with a RAR model folder (written by ``scripts/export_pipeline.py``).
+
+CPU (the tiny model)::
+
+    HF_HUB_OFFLINE=1 python scripts/restore.py runs/tiny/rar_model data/samples/test --output runs/restored \
+        --montage --trajectory
+    HF_HUB_OFFLINE=1 python scripts/restore.py runs/tiny/rar_model photo.png --output out --max-rounds 1
+
+GPU (a real export)::
+
+    python scripts/restore.py runs/sd35m/rar_model inputs/ --output restored/ --device cuda --dtype bfloat16 \
+        --batch-size 4
+    python scripts/restore.py runs/sd35m/rar_model inputs/ --output naive/ --pipeline naive --device cuda
+
+Input: one image file or a folder of images (not recursive). Any size (padded to the model's
+stride, cropped back); grayscale, RGBA (composited onto white) and 16-bit files are converted as
+``rar/utils/image_io.py`` documents. Output: ``<output>/<name>.png`` (8-bit RGB), with
+``--trajectory`` ``<name>.json`` (rounds, LQA texts, comparison probabilities, seconds) and with
+``--montage`` ``<name>_montage.png`` (input | each round's output, labelled | final). Images of
+equal size are batched (``--batch-size``). An unreadable file is reported and skipped; the exit
+code is 1 if any file failed. Existing outputs are skipped unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rar.pipeline import NaivePipeline, RARPipeline, RestoreResult
+from rar.pipeline.config import STOP_RULES
+from rar.pipeline.montage import round_montage
+from rar.pipeline.prompts import PROMPT_POOLS
+from rar.utils.image_io import ImageLoadError, list_images, load_image, save_image
+
+LOOP_FLAGS = {"max_rounds": int, "steps_per_round": int, "assess_every": int, "threshold": float, "seed": int}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="RAR model folder (model_index.json)")
+    parser.add_argument("input", type=Path, help="an image file or a folder of images")
+    parser.add_argument("--output", type=Path, default=Path("restored"), help="output folder (default: restored)")
+    parser.add_argument("--montage", action="store_true", help="also write <name>_montage.png per image")
+    parser.add_argument("--trajectory", action="store_true", help="also write <name>.json per image")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
+    parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: as saved)")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per loop call (equal sizes only)")
+    parser.add_argument("--pipeline", choices=("rar", "naive"), default="rar",
+                        help="rar (latent loop) or naive (pixel IQA -> text encoders; needs them in the folder)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    loop = parser.add_argument_group("loop settings (default: the model folder's rar_config.json)")
+    for name, kind in LOOP_FLAGS.items():
+        loop.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    loop.add_argument("--stop", choices=STOP_RULES, default=None)
+    loop.add_argument("--prompt-pool", choices=PROMPT_POOLS, default=None)
+    return parser
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """``<stem>`` per input, or ``<stem>_<ext>`` where two inputs share a stem."""
+    stems = [p.stem for p in paths]
+    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths}
+
+
+@dataclass
+class Batch:
+    """Loaded images of one size waiting to be restored."""
+
+    paths: list[Path] = field(default_factory=list)
+    images: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return tuple(self.images[0].shape[-2:]) if self.images else None
+
+
+class Restorer:
+    """Runs batches through a pipeline and writes their outputs."""
+
+    def __init__(self, pipe: RARPipeline | NaivePipeline, out: Path, names: dict[Path, str], montage: bool,
+                 trajectory: bool, overwrite: bool) -> None:
+        self.pipe, self.out, self.names = pipe, out, names
+        self.montage, self.trajectory, self.overwrite = montage, trajectory, overwrite
+
+    def run(self, batch: Batch) -> None:
+        lq = torch.stack(batch.images)
+        result: RestoreResult = self.pipe(lq, return_latents=self.montage)
+        size = lq.shape[-2:]
+        stage_seconds = {k: v / len(batch.paths) for k, v in result.seconds.items()}
+        for i, path in enumerate(batch.paths):
+            name = self.names[path]
+            save_image(result.images[i], self.out / f"{name}.png", overwrite=self.overwrite)
+            traj = result.trajectories[i]
+            if self.trajectory:
+                record = {"input": str(path), "size": list(size), **traj.as_dict(),
+                          "seconds": sum(stage_seconds.values()), "stage_seconds": stage_seconds}
+                (self.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+            if self.montage:
+                rounds = [self.pipe.state_image(r.latent, size) for r in traj.rounds]
+                figure = round_montage(lq[i], rounds, traj, result.images[i].cpu())
+                save_image(figure, self.out / f"{name}_montage.png", overwrite=self.overwrite)
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {choice}: no CUDA device is available")
+    return device
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    if args.batch_size < 1:
+        raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.input.is_dir():
+        paths = list_images(args.input)
+    elif args.input.is_file():
+        paths = [args.input]
+    else:
+        raise SystemExit(f"input not found: {args.input}")
+    settings = {name: getattr(args, name) for name in (*LOOP_FLAGS, "stop", "prompt_pool")}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    device = resolve_device(args.device)
+    cls = RARPipeline if args.pipeline == "rar" else NaivePipeline
+    pipe = cls.from_pretrained(args.model, device=device, dtype=args.dtype, **settings)
+    args.output.mkdir(parents=True, exist_ok=True)
+    names = output_names(paths)
+    restorer = Restorer(pipe, args.output, names, args.montage, args.trajectory, args.overwrite)
+    failed: list[tuple[Path, str]] = []
+    skipped = 0
+    pending = Batch()
+
+    def flush() -> None:
+        nonlocal pending
+        if pending.images:
+            try:
+                restorer.run(pending)
+            except (ValueError, RuntimeError, OSError) as error:
+                failed.extend((p, f"restoration failed: {error}") for p in pending.paths)
+                tqdm.write(f"error: restoring {', '.join(map(str, pending.paths))} failed: {error}", file=sys.stderr)
+        pending = Batch()
+
+    for path in tqdm(paths, desc="restore", unit="img", disable=args.no_progress):
+        if not args.overwrite and (args.output / f"{names[path]}.png").exists():
+            skipped += 1
+            continue
+        try:
+            image = load_image(path)
+        except (ImageLoadError, FileNotFoundError, OSError) as error:
+            failed.append((path, str(error)))
+            tqdm.write(f"error: skipping {path}: {error}", file=sys.stderr)
+            continue
+        if pending.size is not None and (pending.size != tuple(image.shape[-2:]) or len(pending.images) >= args.batch_size):
+            flush()
+        pending.paths.append(path)
+        pending.images.append(image)
+        if len(pending.images) >= args.batch_size:
+            flush()
+    flush()
+    done = len(paths) - len(failed) - skipped
+    print(f"restored {done} of {len(paths)} images into {args.output}"
+          + (f"; skipped {skipped} existing (use --overwrite)" if skipped else "")
+          + (f"; {len(failed)} failed" if failed else ""))
+    for path, reason in failed:
+        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

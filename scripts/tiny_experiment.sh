@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The tiny experiment end to end on CPU: every stage in order, each starting from the previous
+# stage's run directory, then the model folder the README's main command evaluates.
+#
+#   bash scripts/tiny_experiment.sh                  # runs/tiny/<stage>/, then models/tiny/
+#   NAME=tiny2 OUT=models/tiny2 bash scripts/tiny_experiment.sh   # another copy
+#   EXTRA="trainer.seed=1" bash scripts/tiny_experiment.sh        # overrides for every stage
+#
+# Re-running resumes: finished stages are skipped (their run dir has model/ and meta.json says
+# every phase is done), an interrupted one continues from its last checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python}
+NAME=${NAME:-tiny}
+OUT=${OUT:-models/tiny}
+RUNS=runs/$NAME
+TINY_DIR=$RUNS/pretrained
+export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
+
+[ -d "$TINY_DIR/depictqa" ] || $PY scripts/make_tiny_models.py "$TINY_DIR"
+
+prev=""
+for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
+  start=$(date +%s)
+  args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
+        trainer.progress=false)
+  # the paper's uir stage: condition from the LQA through the text adapter, adapter first
+  [ "$stage" = uir ] && args+=(condition=lqa 'phases=${uir_phase_layouts.adapter_then_uir}')
+  [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
+  # shellcheck disable=SC2206
+  $PY scripts/train.py "${args[@]}" ${EXTRA:-}
+  echo "[tiny] $stage done in $(( $(date +%s) - start )) s"
+  prev=$stage
+done
+$PY scripts/export_pipeline.py run_dir=$RUNS/joint out=$OUT overwrite=true
+echo "[tiny] model folder written to $OUT"

@@ -1,0 +1,221 @@
+"""The RAR loop: call counts, the stop rule, per-image stopping in a batch, prompts, timing, settings."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+from torch import nn
+from transformers import CLIPTextModelWithProjection, T5EncoderModel
+
+from rar.conditioning.sd3_text import SD3TextConditioner
+from rar.eval.method import STAGES, Method, MethodOutput
+from rar.lqa.model import Assessment, Comparison
+from rar.lqa.prompts import IDENTIFY_QUESTION, SINGLE_Q_TAIL
+from rar.lqa.tiny import save_tiny_depictqa
+from rar.pipeline import LoopConfig, RARPipeline
+from rar.pipeline.assess import identify
+from rar.pipeline.prompts import IDENTIFY_PROMPTS, identification_question
+from rar.pipeline.timing import StageClock
+from rar.pipeline.tiny import build_tiny_rar_pipeline
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def depictqa_dir(tmp_path_factory):
+    return save_tiny_depictqa(tmp_path_factory.mktemp("depictqa"), phrases=["noise", "haze", "dark"])
+
+
+@pytest.fixture(scope="module")
+def pipe(depictqa_dir):
+    return build_tiny_rar_pipeline(depictqa_dir, LoopConfig(max_rounds=2, steps_per_round=2), uir_layers=1,
+                                   max_new_tokens=4, lora_std=0.05)
+
+
+class StubLQA(nn.Module):
+    """An assessor with scripted comparisons: ``verdicts`` is a list, per ``p_better`` call, of
+    per-image probabilities (or one float for every call). Records the batch size of each call."""
+
+    image_space = "latent"
+    hidden_size = 128
+
+    def __init__(self, verdicts: float | list[list[float]]) -> None:
+        super().__init__()
+        self.verdicts = verdicts
+        self.assess_batches: list[int] = []
+        self.compare_batches: list[int] = []
+
+    def assess(self, x: torch.Tensor, space=None) -> Assessment:
+        b = x.shape[0]
+        self.assess_batches.append(b)
+        feature = x.mean(dim=(1, 2, 3))
+        hidden = feature[:, None, None].expand(b, 2, self.hidden_size).contiguous()
+        return Assessment(hidden, torch.ones(b, 2, dtype=torch.bool), [f"stub {v:.4f}" for v in feature.tolist()],
+                          torch.zeros(b, 2, dtype=torch.long))
+
+    def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space=None) -> Comparison:
+        self.compare_batches.append(x_a.shape[0])
+        if isinstance(self.verdicts, float):
+            p = torch.full((x_a.shape[0],), self.verdicts)
+        else:
+            p = torch.tensor(self.verdicts[len(self.compare_batches) - 1])
+        assert p.shape == (x_a.shape[0],), "scripted verdicts must match the active batch"
+        return Comparison(p, torch.logit(p.clamp(1e-6, 1 - 1e-6)))
+
+
+def stub_pipeline(pipe: RARPipeline, verdicts, **settings) -> RARPipeline:
+    config = LoopConfig(max_rounds=3, steps_per_round=1, **settings)
+    return RARPipeline(pipe.autoencoder, pipe.uir, StubLQA(verdicts), pipe.text_adapter, config)
+
+
+@contextmanager
+def settings(pipe: RARPipeline, **changes):
+    """Temporarily change the shared pipeline's loop settings."""
+    saved = pipe.config
+    pipe.with_config(**changes)
+    try:
+        yield pipe
+    finally:
+        pipe.config = saved
+
+
+def counting(monkeypatch, obj, name: str, counts: list[int]):
+    original = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        first = args[0] if args else None
+        counts.append(first.shape[0] if isinstance(first, torch.Tensor) else 1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, wrapper)
+
+
+def test_one_encode_one_decode_per_image_and_no_text_encoder(pipe, monkeypatch):
+    encoded, decoded, text_calls = [], [], []
+    counting(monkeypatch, pipe.autoencoder, "encode", encoded)
+    counting(monkeypatch, pipe.autoencoder, "decode", decoded)
+    for cls in (SD3TextConditioner, CLIPTextModelWithProjection, T5EncoderModel):
+        counting(monkeypatch, cls, "forward", text_calls)
+    with settings(pipe, stop="fixed", max_rounds=2):
+        out = pipe(torch.rand(3, 3, 18, 22))
+    assert encoded == [3] and decoded == [3] and text_calls == []
+    assert out.images.shape == (3, 3, 18, 22) and all(len(t.rounds) == 2 for t in out.trajectories)
+
+
+def test_rejecting_assessor_returns_the_input_round_trip(pipe):
+    lq = torch.rand(2, 3, 13, 21)
+    stub = stub_pipeline(pipe, 0.0)
+    result = stub(lq)
+    torch.testing.assert_close(result.images, lq, atol=0, rtol=0)  # space-to-depth is lossless
+    for traj in result.trajectories:
+        assert traj.stopped_by == "compare" and traj.rounds_applied == 0 and len(traj.rounds) == 1
+        assert traj.rounds[0].p_better == 0.0 and not traj.rounds[0].accepted and traj.rounds[0].text.startswith("stub")
+
+
+def test_preferring_assessor_runs_max_rounds(pipe):
+    lq = torch.rand(2, 3, 16, 16)
+    stub = stub_pipeline(pipe, 1.0)
+    result = stub(lq)
+    assert all(t.stopped_by == "max_rounds" and t.rounds_applied == 3 for t in result.trajectories)
+    assert stub.lqa.compare_batches == [2, 2, 2] and not torch.equal(result.images, lq)
+
+
+def test_fixed_stop_never_compares(pipe):
+    stub = stub_pipeline(pipe, 0.0, stop="fixed")
+    result = stub(torch.rand(2, 3, 16, 16))
+    assert stub.lqa.compare_batches == [] and stub.lqa.assess_batches == [2, 2, 2]
+    assert all(r.p_better is None and r.accepted for t in result.trajectories for r in t.rounds)
+
+
+def test_per_image_stops_shrink_the_batch_and_match_single_runs(pipe):
+    lq = torch.rand(3, 3, 16, 20)
+    batched = stub_pipeline(pipe, [[1.0, 0.0, 1.0], [1.0, 0.0], [1.0]])
+    result = batched(lq, return_latents=True)
+    assert batched.lqa.assess_batches == [3, 2, 1] and batched.lqa.compare_batches == [3, 2, 1]
+    assert [len(t.rounds) for t in result.trajectories] == [3, 1, 2]
+    assert [t.stopped_by for t in result.trajectories] == ["max_rounds", "compare", "compare"]
+    torch.testing.assert_close(result.images[1], lq[1], atol=0, rtol=0)
+    for i, verdicts in ((0, [[1.0], [1.0], [1.0]]), (2, [[1.0], [0.0]])):
+        single = stub_pipeline(pipe, verdicts)(lq[i : i + 1], return_latents=True)
+        torch.testing.assert_close(result.images[i], single.images[0], atol=1e-5, rtol=1e-4)
+        for a, b in zip(result.trajectories[i].rounds, single.trajectories[0].rounds, strict=True):
+            torch.testing.assert_close(a.latent, b.latent, atol=1e-5, rtol=1e-4)
+    # the rejected round's latent is recorded, but the output is the previous (accepted) one
+    kept = pipe.state_image(result.trajectories[2].rounds[0].latent, (16, 20))
+    torch.testing.assert_close(result.images[2], kept.clamp(0, 1), atol=1e-6, rtol=0)
+
+
+def test_assess_every_reassesses_the_intermediate_latent(pipe):
+    stub = stub_pipeline(pipe, 1.0, stop="fixed", assess_every=2)
+    stub.config = stub.config.replace(max_rounds=1, steps_per_round=5)
+    stub(torch.rand(2, 3, 16, 16))
+    assert stub.lqa.assess_batches == [2, 2, 2]  # start of the round, then before steps 2 and 4
+
+
+def test_batched_equals_one_at_a_time_with_the_real_lqa(pipe):
+    lq = torch.rand(3, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    with settings(pipe, stop="compare", max_rounds=2, assess_every=1, prompt_pool="random"):
+        batched = pipe(lq)
+        singles = [pipe(lq[i : i + 1]) for i in range(3)]
+    for i, single in enumerate(singles):
+        torch.testing.assert_close(batched.images[i], single.images[0], atol=1e-5, rtol=1e-4)
+        a, b = batched.trajectories[i], single.trajectories[0]
+        assert a.texts == b.texts and a.stopped_by == b.stopped_by
+        assert [r.accepted for r in a.rounds] == [r.accepted for r in b.rounds]
+        assert [r.p_better for r in a.rounds] == pytest.approx([r.p_better for r in b.rounds], abs=1e-5)
+
+
+def test_method_protocol_and_stage_seconds(pipe):
+    assert isinstance(pipe, Method)
+    out = pipe.restore(torch.rand(2, 3, 16, 16))
+    assert isinstance(out, MethodOutput) and out.images.shape == (2, 3, 16, 16)
+    assert all(1 <= r <= pipe.config.max_rounds for r in out.rounds) and [len(x) for x in out.labels] == out.rounds
+    assert set(out.seconds) == set(STAGES) and all(v >= 0 for v in out.seconds.values())
+    assert float(out.images.min()) >= 0 and float(out.images.max()) <= 1
+
+
+def test_identify_reproduces_assess_and_the_prompt_pool_is_seeded(pipe):
+    z = torch.randn(2, 48, 4, 5)
+    default = pipe.lqa.assess(z)
+    asked = identify(pipe.lqa, z, IDENTIFY_QUESTION + SINGLE_Q_TAIL)
+    assert asked.text == default.text and torch.equal(asked.tokens, default.tokens)
+    torch.testing.assert_close(asked.hidden, default.hidden, atol=0, rtol=0)
+    assert len(set(IDENTIFY_PROMPTS)) == 24 and identification_question("fixed", 0, 1) is None
+    draws = [identification_question("random", 7, r, s) for r in range(1, 5) for s in range(3)]
+    assert draws == [identification_question("random", 7, r, s) for r in range(1, 5) for s in range(3)]
+    assert len(set(draws)) > 1 and all(d.endswith(SINGLE_Q_TAIL) for d in draws)
+    assert draws != [identification_question("random", 8, r, s) for r in range(1, 5) for s in range(3)]
+
+
+def test_loop_settings_are_checked():
+    with pytest.raises(ValueError, match="stop must be one of"):
+        LoopConfig(stop="never")
+    with pytest.raises(ValueError, match="threshold"):
+        LoopConfig(threshold=1.5)
+    with pytest.raises(TypeError, match="unknown loop settings"):
+        LoopConfig().replace(rounds=2)
+
+
+def test_bad_inputs_are_rejected_clearly(pipe):
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        pipe(torch.rand(3, 16, 16))
+    with pytest.raises(ValueError, match="largest side"):
+        pipe(torch.rand(1, 3, 16, 4 * 64 + 1))
+
+
+def test_stage_clock_charges_nested_sections_to_the_inner_stage():
+    clock = StageClock()
+    with clock.section("restore"):
+        with clock.section("assess"):
+            torch.randn(300, 300) @ torch.randn(300, 300)
+    assert set(clock.seconds) == {"restore", "assess"} and clock.seconds["assess"] > 0
+    assert abs(clock.total() - sum(clock.seconds.values())) < 1e-12
+
