@@ -1,14 +1,14 @@
-"""Export a training run as a RAR model folder (``model_index.json`` + components + ``rar_config.json``).
+r"""Export a training run as a RAR model folder (``model_index.json`` + components + ``rar_config.json``).
 
 CPU (the tiny experiment; run from the repository root, where the run's relative paths resolve)::
 
-    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/joint out=runs/tiny/rar_model
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/joint out=models/tiny
     HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/uir out=runs/tiny/rar_fixed \
         rar=fixed max_rounds=2 include_conditioner=true overwrite=true
 
 Cluster (a real run; LoRA folded into the LLaMA weights, SD3.5 text encoders included for the naive pipeline)::
 
-    python scripts/export_pipeline.py run_dir=runs/sd35m/joint out=runs/sd35m/rar_model lora=merged \
+    python scripts/export_pipeline.py run_dir=runs/sd35m/joint out=models/sd35m lora=merged \
         include_conditioner=true
 
 The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
@@ -45,7 +45,7 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     """Split ``key=value`` arguments into this script's options and loop-setting overrides."""
     options, overrides = dict(OPTIONS), []
     for arg in argv:
-        key, sep, value = arg.partition("=")
+        key, sep, _ = arg.partition("=")
         if not sep:
             raise SystemExit(f"arguments are key=value, got {arg!r} (see the docstring: python {sys.argv[0]} --help)")
         if key in options:

@@ -1,16 +1,16 @@
-"""Restore image files with a RAR model folder (written by ``scripts/export_pipeline.py``).
+r"""Restore image files with a RAR model folder (written by ``scripts/export_pipeline.py``).
 
 CPU (the tiny model)::
 
-    HF_HUB_OFFLINE=1 python scripts/restore.py runs/tiny/rar_model data/samples/test --output runs/restored \
+    HF_HUB_OFFLINE=1 python scripts/restore.py models/tiny data/samples/heldout --output runs/restored \
         --montage --trajectory
-    HF_HUB_OFFLINE=1 python scripts/restore.py runs/tiny/rar_model photo.png --output out --max-rounds 1
+    HF_HUB_OFFLINE=1 python scripts/restore.py models/tiny photo.png --output out --max-rounds 1
 
 GPU (a real export)::
 
-    python scripts/restore.py runs/sd35m/rar_model inputs/ --output restored/ --device cuda --dtype bfloat16 \
+    python scripts/restore.py models/sd35m inputs/ --output restored/ --device cuda --dtype bfloat16 \
         --batch-size 4
-    python scripts/restore.py runs/sd35m/rar_model inputs/ --output naive/ --pipeline naive --device cuda
+    python scripts/restore.py models/sd35m inputs/ --output naive/ --pipeline naive --device cuda
 
 Input: one image file or a folder of images (not recursive). Any size (padded to the model's
 stride, cropped back); grayscale, RGBA (composited onto white) and 16-bit files are converted as
@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in settings.items() if v is not None}
     device = resolve_device(args.device)
     cls = RARPipeline if args.pipeline == "rar" else NaivePipeline
-    pipe = cls.from_pretrained(args.model, device=device, dtype=args.dtype, **settings)
+    try:
+        pipe = cls.from_pretrained(args.model, device=device, dtype=args.dtype, **settings)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise SystemExit(f"error: cannot load {args.model}: {error}") from error
     args.output.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     restorer = Restorer(pipe, args.output, names, args.montage, args.trajectory, args.overwrite)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +19,8 @@ from rar.lqa.prompts import COMPARE_QUESTION, COMPARE_TASK, Turn, build_layout
 from rar.lqa.text_adapter import TextAdapter
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.training.checkpoint import load_init
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny_parts():
@@ -134,6 +139,17 @@ def test_depictqa_checkpoint_converts_and_loads(lqa, tmp_path):
     for key, value in source.items():
         name = key.replace(".weight", ".default.weight") if ".lora_" in key else key
         torch.testing.assert_close(fresh.state_dict()[name], value.float())
+
+    # the script, on a DepictQA-style ckpt.pt, with the tiny architecture's configs
+    torch.save({"module." + k: v for k, v in source.items()}, tmp_path / "ckpt.pt")
+    spec = importlib.util.spec_from_file_location("convert_depictqa", ROOT / "scripts" / "convert_depictqa.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = Path(lqa_folder(lqa)).parent
+    script.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "script"),
+                 "--lqa-config", str(ROOT / "configs/lqa/tiny.yaml"),
+                 "--llm-config", str(folder / "llm"), "--vision-config", str(folder / "vision")])
+    assert len(load_init(stage, tmp_path / "script")) == len(source)
 
     with pytest.raises(KeyError, match="no counterpart"):
         convert_depictqa_state(source | {"llm.extra.weight": torch.zeros(1)}, lqa)

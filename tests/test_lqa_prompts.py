@@ -153,7 +153,13 @@ def test_synthetic_records_follow_depictqa_templates():
     answers = {s.layout.answers[0] for s in idents}
     assert {"Noise\n </s>", "Noise, haze\n </s>"} & answers
     assert all(math.isnan(s.better) for s in idents)
+    # ground-truth texts per image (describe's wording; "" for clean; None for blends)
+    assert {s.image_texts[0] for s in idents} <= {"noise", "noise, haze", ""}
+    for s in comps:
+        worse = 1 if s.better == 1.0 else 0
+        assert s.image_texts[worse] in ("noise", "noise, haze") and s.image_texts[1 - worse] in ("", None)
     batch = collate_lqa(samples[:6])
-    assert batch.images.shape[0] == sum(s.images.shape[0] for s in samples[:6]) and len(batch) == 6
+    assert batch.images.shape[0] == len(batch.image_texts) == sum(s.images.shape[0] for s in samples[:6])
+    assert len(batch) == 6
     with pytest.raises(ValueError, match="p_clean"):
         SyntheticIQADataset(_FakeSource(), p_clean=1.5)

@@ -114,11 +114,12 @@ def test_lqa_finetune_lowers_loss(tiny_dir, tmp_path):
     assert losses[-1] < 0.9 * losses[0]  # LoRA on a random tiny LLM: slower than full training
 
 
-def test_cond_align_lowers_loss(tiny_dir, tmp_path):
+@pytest.mark.parametrize("target", ["answer", "label"])
+def test_cond_align_lowers_loss(target, tiny_dir, tmp_path):
     conditioner = build_sd3_text_conditioner(str(tiny_dir / "sd3_text"), t5_max_length=16)
     torch.manual_seed(0)
     adapter = TextAdapter(128, 32, 64, 48, width=64, nhead=4, dim_feedforward=128)
-    stage = CondAlignStage(SpaceToDepthAutoencoder(4), _lqa(tiny_dir), conditioner, adapter)
+    stage = CondAlignStage(SpaceToDepthAutoencoder(4), _lqa(tiny_dir), conditioner, adapter, target=target)
     losses = _run(stage, _records(), ["text_adapter.*"], tmp_path, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0]
     assert not stage.lqa.training and stage.text_adapter.training

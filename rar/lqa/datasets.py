@@ -54,28 +54,40 @@ class LQASample:
         images: ``[n, 3, H, W]`` in ``[0, 1]``, one per image slot, in slot order.
         better: 1.0 if Image A is the better image, 0.0 if Image B, NaN for non-comparisons.
         id: record id.
+        image_texts: per image, its ground-truth degradation text as ``describe`` gives it
+            (``"noise, haze"``; ``""`` for a clean image: the text the ``uir`` stage's
+            ``TextCondition`` uses), or None where unknown (blends, records read from disk).
     """
 
     layout: PromptLayout
     images: torch.Tensor
     better: float
     id: str
+    image_texts: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.image_texts:
+            self.image_texts = (None,) * self.images.shape[0]
+        if len(self.image_texts) != self.images.shape[0]:
+            raise ValueError(f"{self.id}: {len(self.image_texts)} image_texts for {self.images.shape[0]} images")
 
 
 @dataclass
 class LQABatch:
     """A collated batch: ``images [N_img, 3, H, W]`` fill the layouts' slots in order;
-    ``image_owner [N_img]`` is each image's row; ``better [B]`` as in :class:`LQASample`."""
+    ``image_owner [N_img]`` is each image's row; ``better [B]`` and ``image_texts [N_img]`` as in
+    :class:`LQASample`."""
 
     layouts: list[PromptLayout]
     images: torch.Tensor
     image_owner: torch.Tensor
     better: torch.Tensor
     ids: list[str]
+    image_texts: list[str | None]
 
     def to(self, device, non_blocking: bool = False) -> LQABatch:
         return LQABatch(self.layouts, self.images.to(device, non_blocking=non_blocking),
-                        self.image_owner.to(device), self.better.to(device), self.ids)
+                        self.image_owner.to(device), self.better.to(device), self.ids, self.image_texts)
 
     def __len__(self) -> int:
         return len(self.layouts)
@@ -89,7 +101,8 @@ def collate_lqa(samples: Sequence[LQASample]) -> LQABatch:
         raise ValueError(f"cannot batch images of different sizes {sorted(shapes)}; use a fixed crop/size")
     owner = torch.cat([torch.full((s.images.shape[0],), i, dtype=torch.long) for i, s in enumerate(samples)])
     return LQABatch([s.layout for s in samples], torch.cat([s.images for s in samples]), owner,
-                    torch.tensor([s.better for s in samples], dtype=torch.float32), [s.id for s in samples])
+                    torch.tensor([s.better for s in samples], dtype=torch.float32), [s.id for s in samples],
+                    [t for s in samples for t in s.image_texts])
 
 
 def _square(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -216,16 +229,18 @@ class SyntheticIQADataset(Dataset):
         else:
             turns = [Turn("human", question), Turn("gpt", BRIEF_GOOD if clean else brief.format(phrase))]
         image = sample.hq if clean else sample.lq
-        return LQASample(build_layout(IDENTIFY_TASK, turns), image[None], float("nan"), f"{rid}-identify")
+        return LQASample(build_layout(IDENTIFY_TASK, turns), image[None], float("nan"), f"{rid}-identify", (phrase,))
 
     def _compare(self, sample, u, template, single, rid) -> LQASample:
         if u[3] < self.p_compare_clean:
-            better_img = sample.hq
+            better_img, better_text = sample.hq, ""
         else:
             t = 0.1 + 0.5 * u[4]
-            better_img = (sample.hq + t * (sample.lq - sample.hq)).clamp(0, 1)
+            better_img, better_text = (sample.hq + t * (sample.lq - sample.hq)).clamp(0, 1), None
+        worse_text = self.describe(sample.labels)
         a_better = u[5] < 0.5
         images = torch.stack([better_img, sample.lq] if a_better else [sample.lq, better_img])
+        texts = (better_text, worse_text) if a_better else (worse_text, better_text)
         letter = "A" if a_better else "B"
         question, brief = COMPARE_TEMPLATES[template % len(COMPARE_TEMPLATES)]
         if not self.vary_questions:
@@ -234,4 +249,4 @@ class SyntheticIQADataset(Dataset):
             turns = [Turn("human", question + SINGLE_Q_TAIL), Turn("gpt", f"Image {letter}")]
         else:
             turns = [Turn("human", question), Turn("gpt", brief.format(letter))]
-        return LQASample(build_layout(COMPARE_TASK, turns), images, 1.0 if a_better else 0.0, f"{rid}-compare")
+        return LQASample(build_layout(COMPARE_TASK, turns), images, 1.0 if a_better else 0.0, f"{rid}-compare", texts)

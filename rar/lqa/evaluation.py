@@ -24,18 +24,29 @@ def phrase_set(answer: str) -> frozenset[str]:
     return frozenset(p for p in parts if p and p != "none")
 
 
+def phrase_f1(predicted: frozenset[str], truth: frozenset[str]) -> float:
+    """F1 of two phrase sets; 1.0 when both are empty (a clean image answered "None")."""
+    if not predicted and not truth:
+        return 1.0
+    hits = len(predicted & truth)
+    return 2 * hits / (len(predicted) + len(truth))
+
+
 @dataclass
 class LQAAccuracy:
-    """``identification``: fraction of exact phrase-set matches; ``comparison``: fraction of
-    correct preferences (NaN where a kind is absent); ``n_identify``/``n_compare``: counts."""
+    """``identification``: fraction of exact phrase-set matches; ``identification_f1``: mean
+    per-image F1 of the phrase sets; ``comparison``: fraction of correct preferences (NaN where a
+    kind is absent); ``n_identify``/``n_compare``: counts."""
 
     identification: float
+    identification_f1: float
     comparison: float
     n_identify: int
     n_compare: int
 
     def as_dict(self) -> dict[str, float]:
-        return {"identification_acc": self.identification, "comparison_acc": self.comparison}
+        return {"identification_acc": self.identification, "identification_f1": self.identification_f1,
+                "comparison_acc": self.comparison}
 
 
 @torch.no_grad()
@@ -56,11 +67,14 @@ def evaluate_lqa(
     prep = (lambda x: encode(x.to(device))) if space == "latent" else (lambda x: x.to(device))
     ident = [s for s in samples if s.layout.task_type == IDENTIFY_TASK and s.layout.answers]
     comp = [s for s in samples if s.layout.task_type == COMPARE_TASK and s.layout.answers]
-    hits_i = 0
+    hits_i, f1 = 0, 0.0
     for i in range(0, len(ident), batch_size):
         chunk = ident[i : i + batch_size]
         texts = lqa.assess(prep(torch.stack([s.images[0] for s in chunk])), space=space).text
-        hits_i += sum(phrase_set(t) == phrase_set(strip_terminator(s.layout.answers[0])) for t, s in zip(texts, chunk, strict=True))
+        for text, sample in zip(texts, chunk, strict=True):
+            predicted, truth = phrase_set(text), phrase_set(strip_terminator(sample.layout.answers[0]))
+            hits_i += predicted == truth
+            f1 += phrase_f1(predicted, truth)
     hits_c = 0
     for i in range(0, len(comp), batch_size):
         chunk = comp[i : i + batch_size]
@@ -70,5 +84,5 @@ def evaluate_lqa(
         truth = torch.tensor([s.better for s in chunk])
         hits_c += int(((p > 0.5).float() == truth).sum())
     nan = float("nan")
-    return LQAAccuracy(hits_i / len(ident) if ident else nan, hits_c / len(comp) if comp else nan,
-                       len(ident), len(comp))
+    return LQAAccuracy(hits_i / len(ident) if ident else nan, f1 / len(ident) if ident else nan,
+                       hits_c / len(comp) if comp else nan, len(ident), len(comp))

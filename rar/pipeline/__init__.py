@@ -7,7 +7,8 @@
 - ``results``: :class:`RestoreResult`, :class:`Trajectory`, :class:`RoundRecord`.
 - ``folder`` / ``components`` / ``module_io``: the model folder and each component's (de)serialisation.
 - ``prompts``: the identification prompt pool; ``assess``: asking the LQA a chosen question.
-- ``geometry``: padding to the stride; ``timing``: seconds per stage; ``montage``: per-round figures.
+- ``geometry``: padding to the stride; ``timing``: seconds per stage; ``montage``: per-round figures;
+  ``tiny``: a random tiny pipeline for tests and untrained smoke runs.
 """
 
 from rar.pipeline.config import LoopConfig

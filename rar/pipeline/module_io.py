@@ -4,6 +4,7 @@ The abstractor, latent image adapter, projector and text adapter do not record t
 arguments, so :data:`KWARGS` recovers them from the module structure; :func:`save_module` then
 rebuilds the module from those kwargs on the ``meta`` device and checks every tensor name and
 shape against the original before writing, so a folder that would not load is never written.
+:func:`realign` gives loaded weights their own aligned memory (pipelines call it on construction).
 """
 
 from __future__ import annotations
@@ -83,6 +84,20 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must name a floating-point torch dtype (float32, bfloat16, float16), got {name!r}")
     return dtype
+
+
+def realign(module: nn.Module, alignment: int = 64) -> nn.Module:
+    """Give every CPU tensor of ``module`` whose data is not ``alignment``-byte aligned its own copy.
+
+    diffusers/transformers may leave loaded weights as views into the file buffer at arbitrary
+    offsets; CPU matmul kernels take different (numerically different) paths on misaligned
+    data, so without this a reloaded model is not bit-identical to the one that was saved.
+    """
+    with torch.no_grad():
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.device.type == "cpu" and tensor.data_ptr() % alignment:
+                tensor.data = tensor.data.clone()
+    return module
 
 
 def save_module(module: nn.Module, folder: str | Path) -> None:

@@ -29,7 +29,7 @@ from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder
 from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
 from rar.pipeline.loop import run_rounds
-from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.prompts import identification_question
 from rar.pipeline.results import RestoreResult
@@ -70,6 +70,7 @@ class NaivePipeline(nn.Module):
         self.conditioner = conditioner
         self.config = config or LoopConfig()
         self.cache_text = cache_text
+        realign(self)
         self.eval()
 
     def train(self, mode: bool = True) -> NaivePipeline:
@@ -98,14 +99,16 @@ class NaivePipeline(nn.Module):
         """Load a RAR model folder; the text encoders come from its ``conditioner/`` or the argument."""
         skip = ("text_adapter", "conditioner") if conditioner is not None else ("text_adapter",)
         folder = read_model_folder(path, parse_dtype(dtype), skip=skip)
-        parts = folder.components
-        conditioner = conditioner or parts.get("conditioner")
-        if conditioner is None:
+        parts = dict(folder.components)
+        if conditioner is not None:
+            parts["conditioner"] = conditioner
+        if "conditioner" not in parts:
             raise ValueError(f"{path} holds no text encoders (conditioner); pass conditioner=... or export the "
                              "folder with them (scripts/export_pipeline.py include_conditioner=true)")
-        pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], conditioner,
+        if device is not None:
+            parts = {name: m.to(device) for name, m in parts.items()}
+        return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["conditioner"],
                    folder.config.replace(**loop_settings), cache_text=cache_text)
-        return pipe.to(device) if device is not None else pipe
 
     @torch.no_grad()
     def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:

@@ -12,7 +12,7 @@
 
 Usable from Python without Hydra::
 
-    pipe = RARPipeline.from_pretrained("runs/tiny/rar_model", device="cpu", max_rounds=3)
+    pipe = RARPipeline.from_pretrained("models/tiny", device="cpu", max_rounds=3)
     result = pipe(lq)                  # RestoreResult: images [B,3,H,W], trajectories
     out = pipe.restore(lq)             # rar.eval.method.MethodOutput (the eval harness's protocol)
 
@@ -37,7 +37,7 @@ from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder, write_model_folder
 from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
 from rar.pipeline.loop import run_rounds
-from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.prompts import identification_question
 from rar.pipeline.results import RestoreResult
 from rar.pipeline.timing import StageClock
@@ -80,6 +80,7 @@ class RARPipeline(nn.Module):
         self.lqa = lqa
         self.text_adapter = text_adapter
         self.config = config or LoopConfig()
+        realign(self)  # aligned CPU weights: a reloaded folder computes exactly what this pipeline computes
         self.eval()
 
     # ----------------------------------------------------------------- module plumbing
@@ -160,10 +161,9 @@ class RARPipeline(nn.Module):
         """Load a model folder; ``dtype`` casts every component (default: as saved), ``device``
         moves them, ``loop_settings`` override ``rar_config.json`` (e.g. ``max_rounds=1``)."""
         folder = read_model_folder(path, parse_dtype(dtype), skip=("conditioner",))
-        parts = folder.components
-        pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
+        parts = {name: m.to(device) for name, m in folder.components.items()} if device is not None else folder.components
+        return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
                    folder.config.replace(**loop_settings))
-        return pipe.to(device) if device is not None else pipe
 
 
 class _LatentWiring:

@@ -3,7 +3,9 @@
 One step, with the LQA and the conditioner frozen: ``z = E(x)``; the LQA identifies ``z``
 (greedy answer + hidden states); the target is the conditioner's embedding of *that answer
 text* (SD3.5's text encoders at real scale); the text adapter maps the hidden states to a
-:class:`Condition`. Loss::
+:class:`Condition`. With ``target="label"`` the target is the embedding of the image's
+ground-truth identification phrase instead (only images whose phrase the data knows are used):
+useful when the LQA's answers are unreliable, as in a briefly trained tiny LQA. Loss::
 
     MSE(prompt_embeds) + MSE(pooled) + cos_weight * [(1 - cos(prompt tokens)) + (1 - cos(pooled))]
 
@@ -12,6 +14,8 @@ with the token cosine averaged over target tokens that are not all-zero. Only
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,11 +60,17 @@ class CondAlignStage(Stage):
         conditioner: frozen text conditioner, ``texts -> Condition``.
         text_adapter: the trained module.
         cos_weight: weight of the cosine terms.
+        target: ``"answer"`` (the LQA's decoded answer, the paper's setting) or ``"label"``
+            (the batch's ground-truth ``image_texts``).
     """
 
     def __init__(self, autoencoder: LatentAutoencoder, lqa: DepictQA, conditioner: torch.nn.Module,
-                 text_adapter: TextAdapter, cos_weight: float = 1.0) -> None:
+                 text_adapter: TextAdapter, cos_weight: float = 1.0,
+                 target: Literal["answer", "label"] = "answer") -> None:
         super().__init__()
+        if target not in ("answer", "label"):
+            raise ValueError(f"target must be 'answer' or 'label', got {target!r}")
+        self.target = target
         self.autoencoder = autoencoder
         self.lqa = lqa
         self.conditioner = conditioner
@@ -75,10 +85,15 @@ class CondAlignStage(Stage):
         return self
 
     def forward(self, batch: LQABatch) -> StepOutput:
+        x, labels = batch.images, None
+        if self.target == "label":
+            keep = [i for i, text in enumerate(batch.image_texts) if text is not None]
+            if not keep:
+                raise ValueError("cond_align(target='label') got a batch without ground-truth image_texts")
+            x, labels = x[keep], [batch.image_texts[i] for i in keep]
         with torch.no_grad():
-            x = batch.images
             assessment = self.lqa.assess(self.autoencoder.encode(x) if self.lqa.image_space == "latent" else x)
-            target = self.conditioner(assessment.text)
+            target = self.conditioner(labels if labels is not None else assessment.text)
         pred = self.text_adapter(assessment.hidden, assessment.mask)
         loss, logs = condition_loss(pred, target.to(pred.prompt_embeds.device), self.cos_weight)
         return StepOutput(loss, logs)

@@ -1,0 +1,91 @@
+"""scripts/export_pipeline.py: a training run directory (config.yaml + model/) becomes a model folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+
+from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
+from rar.lqa.tiny import save_tiny_depictqa
+from rar.pipeline import NaivePipeline, RARPipeline
+from rar.training import checkpoint as ckpt
+from rar.training.build import build_stage
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses in the script look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished `uir` run with condition=lqa: its config.yaml and model/ (text adapter and UIR changed)."""
+    tiny = tmp_path_factory.mktemp("pretrained")
+    save_tiny_depictqa(tiny / "depictqa", phrases=["noise", "haze", "dark"])
+    save_tiny_sd3_text_encoders(tiny / "sd3_text")
+    run = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=["stage=uir", "condition=lqa", "+lqa=tiny", "+text_adapter=tiny",
+                                          f"tiny_dir={tiny}", f"run_dir={run}"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    stage, _ = build_stage(cfg)
+    with torch.no_grad():
+        for p in stage.text_adapter.parameters():
+            p.add_(0.01)
+    keys = {f"text_adapter.{k}" for k in stage.text_adapter.state_dict()} | {"uir.backbone.proj_out.weight"}
+    ckpt.export_model(stage, run, keys)
+    return run
+
+
+def test_export_rebuilds_the_run_and_writes_a_loadable_folder(run_dir, tmp_path):
+    export = load_script("export_pipeline")
+    out = tmp_path / "model"
+    assert export.main([f"run_dir={run_dir}", f"out={out}", "rar=fixed", "max_rounds=1", "steps_per_round=2",
+                        "include_conditioner=true"]) == 0
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["_source"]["run_dir"] == str(run_dir) and index["_source"]["stage"] == "uir"
+    assert index["conditioner"][0] == "rar.conditioning.sd3_text.SD3TextConditioner"
+    pipe = RARPipeline.from_pretrained(out)
+    assert (pipe.config.stop, pipe.config.max_rounds, pipe.config.steps_per_round) == ("fixed", 1, 2)
+    trained = load_file(str(run_dir / "model/text_adapter" / ckpt.WEIGHTS_NAME))
+    for key, value in trained.items():
+        assert torch.equal(pipe.text_adapter.state_dict()[key], value), key
+    result = pipe(torch.rand(1, 3, 12, 20))
+    assert result.images.shape == (1, 3, 12, 20) and len(result.trajectories[0].rounds) == 1
+    naive = NaivePipeline.from_pretrained(out)
+    assert naive(torch.rand(1, 3, 8, 8)).images.shape == (1, 3, 8, 8)
+
+
+def test_export_refuses_runs_without_the_lqa(tmp_path):
+    export = load_script("export_pipeline")
+    run = tmp_path / "run"
+    run.mkdir()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=["stage=uir", "condition=none", f"run_dir={run}"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run / "model").mkdir()
+    with pytest.raises(ValueError, match=r"missing \['lqa', 'text_adapter'\]"):
+        export.main([f"run_dir={run}", f"out={tmp_path / 'model'}"])
+    with pytest.raises(SystemExit, match="out="):
+        export.main([f"run_dir={run}"])
