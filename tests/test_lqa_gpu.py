@@ -18,7 +18,7 @@ from rar.lqa.factory import assemble_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.prompts import COMPARE_QUESTION, COMPARE_TASK, SINGLE_Q_TAIL, Turn, build_layout
 from rar.lqa.text_adapter import TextAdapter
-from rar.lqa.tiny import train_word_tokenizer, template_corpus
+from rar.lqa.tiny import template_corpus, train_word_tokenizer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -280,9 +280,13 @@ class DepictQA(nn.Module):
                                                             tokens.attention_mask, tokens.image_mask)))
         return self.embed_inputs(tokens, stacked)
 
-    def assess(self, x: torch.Tensor, space: ImageSpace | None = None, max_new_tokens: int | None = None) -> Assessment:
-        """Identify the degradations of ``x`` (latents or images, per ``space``): greedy answer + hidden states."""
-        layout = query_layout(IDENTIFY_TASK, self.identify_question)
+    def assess(self, x: torch.Tensor, space: ImageSpace | None = None, max_new_tokens: int | None = None,
+               question: str | None = None) -> Assessment:
+        """Identify the degradations of ``x`` (latents or images, per ``space``): greedy answer + hidden states.
+
+        ``question`` replaces :attr:`identify_question` (the single-phrase identification question).
+        """
+        layout = query_layout(IDENTIFY_TASK, question or self.identify_question)
         _, eos, pad = self._ids()
         dec = greedy_decode(self.base_llm, self.prompt_embeds(layout, [x], space), eos, pad,
                             max_new_tokens or self.max_new_tokens)

@@ -266,7 +266,8 @@ def _run_phase(accelerator, stage, dataset, phase, trainable, optimizer_factory,
             bar.set_postfix(loss=f"{loss:.4f}")
             if global_step % config.log_every == 0 or global_step == phase.max_steps:
                 record = {"phase": phase.name, "step": global_step, "loss": loss,
-                          "lr": lr_scheduler.get_last_lr()[0], **out.logs}
+                          "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - start, 2),
+                          **out.logs}
                 metrics.write(record)
                 accelerator.log({f"{phase.name}/{k}": v for k, v in record.items() if k != "phase"}, step=global_step)
             stop = _preempted(accelerator, preemption)

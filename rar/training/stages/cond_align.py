@@ -46,8 +46,8 @@ def condition_loss(
     cos_seq = cos_tok[live].mean() if bool(live.any()) else cos_tok.new_ones(())
     cos_pool = F.cosine_similarity(pred.pooled.float(), target.pooled.float(), dim=-1).mean()
     loss = mse_seq + mse_pool + cos_weight * ((1 - cos_seq) + (1 - cos_pool))
-    logs = {"mse_seq": float(mse_seq), "mse_pooled": float(mse_pool),
-            "cos_seq": float(cos_seq), "cos_pooled": float(cos_pool)}
+    logs = {name: value.item() for name, value in
+            (("mse_seq", mse_seq), ("mse_pooled", mse_pool), ("cos_seq", cos_seq), ("cos_pooled", cos_pool))}
     return loss, logs
 
 
