@@ -22,7 +22,6 @@ from rar.lqa.abstractor import Abstractor
 from rar.lqa.factory import build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.text_adapter import TextAdapter
-from rar.lqa.tiny import save_tiny_depictqa
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_stage, run_training
 from rar.training.loop import TrainConfig, train
@@ -64,21 +63,6 @@ class FixedPairs(torch.utils.data.Dataset):
 
     def batch(self) -> PairBatch:
         return PairBatch(self.lq, self.hq)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrained")
-    save_tiny_depictqa(root / "depictqa")
-    return root
 
 
 def make_stage(tiny_dir, **kwargs) -> JointStage:

@@ -12,7 +12,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from rar.conditioning.sd3_text import build_sd3_text_conditioner
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
 from rar.degradations import DegradationLabel
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.datasets import LQASample, SyntheticIQADataset, collate_lqa
@@ -20,7 +19,6 @@ from rar.lqa.factory import build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.prompts import COMPARE_QUESTION, COMPARE_TASK, SINGLE_Q_TAIL, Turn, build_layout
 from rar.lqa.text_adapter import TextAdapter
-from rar.lqa.tiny import save_tiny_depictqa
 from rar.training.build import build_stage
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase
@@ -31,14 +29,6 @@ from rar.training.stages.lqa_finetune import LQAFinetuneStage
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    save_tiny_depictqa(root / "depictqa")
-    save_tiny_sd3_text_encoders(root / "sd3_text")
-    return root
 
 
 def _lqa(tiny_dir, image_space="latent"):

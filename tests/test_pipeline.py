@@ -21,14 +21,6 @@ from rar.pipeline.timing import StageClock
 from rar.pipeline.tiny import build_tiny_rar_pipeline
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def depictqa_dir(tmp_path_factory):
     return save_tiny_depictqa(tmp_path_factory.mktemp("depictqa"), phrases=["noise", "haze", "dark"])

@@ -30,14 +30,6 @@ def load_script(name: str):
     return module
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished `uir` run with condition=lqa: its config.yaml and model/ (text adapter and UIR changed)."""

@@ -13,14 +13,6 @@ from rar.pipeline import LoopConfig, NaivePipeline
 from rar.pipeline.tiny import build_tiny_rar_pipeline
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")

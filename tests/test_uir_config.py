@@ -12,28 +12,12 @@ from omegaconf import OmegaConf
 
 from rar.conditioning.sd3_text import SD3TextConditioner
 from rar.conditioning.sources import TextCondition, ZeroCondition
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_phases, build_stage, run_training
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 from rar.uir.backbones import SD3UIR
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pretrained")
-    save_tiny_sd3_text_encoders(folder / "sd3_text")
-    return folder
 
 
 def compose_uir(tmp_path, tiny_dir, *overrides: str):

@@ -60,15 +60,6 @@ class FixedPairs(torch.utils.data.Dataset):
                          [p.labels for p in items])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (two threads thrash on a shared 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def text_dir(tmp_path_factory):
     return str(save_tiny_sd3_text_encoders(tmp_path_factory.mktemp("sd3_text")))
