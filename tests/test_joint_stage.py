@@ -229,8 +229,6 @@ def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path):
     three, trains 2 steps (the non-iterative variant here) and hands them on."""
     prev = tmp_path / "cond_align"  # stands in for the cond_align run the uir stage starts from
     uir_overrides = ("stage=uir", "condition=lqa", "phases.0.max_steps=1")
-    if "lqa" not in compose_joint(tiny_dir, prev, *uir_overrides):  # configs/stage/uir.yaml lacks the groups
-        uir_overrides += ("+lqa=tiny", "+text_adapter=tiny")
     torch.manual_seed(0)
     stage, _ = build_stage(compose_joint(tiny_dir, prev, *uir_overrides))
     ckpt.export_model(stage, prev, set(matching_parameters(stage, ("lqa.image_adapter.*", "lqa.llm.*lora_*",

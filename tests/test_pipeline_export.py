@@ -38,7 +38,7 @@ def run_dir(tmp_path_factory):
     save_tiny_sd3_text_encoders(tiny / "sd3_text")
     run = tmp_path_factory.mktemp("run")
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=["stage=uir", "condition=lqa", "+lqa=tiny", "+text_adapter=tiny",
+        cfg = compose("train", overrides=["stage=uir", "condition=lqa",
                                           f"tiny_dir={tiny}", f"run_dir={run}"])
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     stage, _ = build_stage(cfg)
