@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 STAGES = sorted(p.stem for p in (CONFIGS / "stage").glob("*.yaml"))
-EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml") if not p.stem.startswith("abl_"))  # abl_*: tests/test_ablations.py
 
 
 def _compose(overrides):
