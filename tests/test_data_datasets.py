@@ -67,10 +67,12 @@ def test_unknown_degradation_in_data_config_fails(clean_dir):
 def test_tiny_synthetic_config_batches(clean_dir):
     cfg = _compose(["+data=tiny_synthetic", f"data.dataset.source={clean_dir}", "data.dataset.crop_size=32"])
     ds = instantiate(cfg.data.dataset, _convert_="all")
-    assert len(ds.combinations) == 24 and len(ds) == 1024
+    assert len(ds.combinations) == 26 and ds.combinations[0] == () and len(ds) == 1024  # 2 clean + 24
     batch = next(iter(DataLoader(ds, batch_size=6, collate_fn=ds.collate)))
     assert batch.lq.shape == batch.hq.shape == (6, 3, 32, 32)
-    assert len(batch.labels) == 6 and all(batch.labels)
+    assert len(batch.labels) == 6
+    for lq, hq, labels in zip(batch.lq, batch.hq, batch.labels, strict=True):  # clean pairs carry no label
+        assert bool(labels) == (not torch.equal(lq, hq))
 
 
 def _as_tuples(batches) -> list:
@@ -164,3 +166,11 @@ def test_real_mixture_config_builds_from_specs(tmp_path, monkeypatch):
     (tmp_path / "LOL" / "our485" / "low" / "2.png").unlink()
     with pytest.raises(Exception, match=r"lol_train.*our485/low"):
         instantiate(cfg.data.dataset, _convert_="all")
+
+
+def test_empty_combination_gives_clean_pairs():
+    from rar.data.synthetic import SyntheticDataset
+
+    data = SyntheticDataset("data/samples/train", combinations=[[]], crop_size=32, length=2, seed=0)
+    sample = data[0]
+    assert sample.labels == [] and torch.equal(sample.lq, sample.hq)

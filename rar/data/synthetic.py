@@ -22,8 +22,10 @@ def validate_combinations(combinations: Sequence[Sequence[str]], where: str = "c
         The combinations as tuples, order kept (order = application order).
 
     Raises:
-        ValueError: an empty list, an empty combination, a bare string instead of a list, or an
-            unknown degradation name (the message lists the known names).
+        ValueError: an empty list, a bare string instead of a list, or an unknown degradation
+            name (the message lists the known names). An empty combination ``[]`` is allowed: it
+            yields clean pairs (lq = hq, no labels), which teach the restorer to leave clean
+            content alone and the assessor to answer "None".
     """
     if not combinations:
         raise ValueError(f"{where}: expected at least one degradation combination, got none")
@@ -32,8 +34,6 @@ def validate_combinations(combinations: Sequence[Sequence[str]], where: str = "c
         if isinstance(given, str):
             raise ValueError(f"{where}: each combination must be a list of names, got the string {given!r}")
         combination = tuple(given)
-        if not combination:
-            raise ValueError(f"{where}: got an empty combination")
         unknown = [name for name in combination if name not in DEGRADATIONS]
         if unknown:
             raise ValueError(
