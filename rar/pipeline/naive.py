@@ -118,7 +118,7 @@ class NaivePipeline(nn.Module):
         clock = StageClock(self.device)
         height, width = lq.shape[-2:]
         x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
-        outcome = run_rounds(x, _PixelWiring(self, clock), self.config, clock, keep_states=return_latents)
+        outcome = run_rounds(x, PixelWiring(self, clock), self.config, clock, keep_states=return_latents)
         return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
 
     def restore(self, lq: torch.Tensor) -> MethodOutput:
@@ -129,7 +129,7 @@ class NaivePipeline(nn.Module):
         return state[:, : size[0], : size[1]].cpu()
 
 
-class _PixelWiring:
+class PixelWiring:
     """The naive stages on images (see :class:`rar.pipeline.loop.Wiring`)."""
 
     def __init__(self, pipe: NaivePipeline, clock: StageClock) -> None:
