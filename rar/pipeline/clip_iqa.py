@@ -26,11 +26,11 @@ from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
 from rar.eval.method import MethodOutput
 from rar.pipeline.components import load_sd3_text
+from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder
 from rar.pipeline.geometry import (
     check_images,
-    latent_multiple,
     max_image_side,
     pad_to_multiple,
 )
@@ -145,7 +145,7 @@ class CLIPDegradationClassifier(nn.Module):
         return ClipLabels([self.labels[i] for i in probs.argmax(dim=-1).tolist()], probs)
 
 
-class ClipIQAPipeline(nn.Module):
+class ClipIQAPipeline(InferencePipeline):
     """CLIP label → SD3.5 text encoders → restore → decode → repeat (``stop="fixed"`` only).
 
     Args:
@@ -180,18 +180,6 @@ class ClipIQAPipeline(nn.Module):
         self.cache_text = cache_text
         realign(self)
         self.eval()
-
-    def train(self, mode: bool = True) -> ClipIQAPipeline:
-        """Inference only: stays in eval mode."""
-        return super().train(False)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.uir.parameters()).device
-
-    @property
-    def stride(self) -> int:
-        return self.autoencoder.stride * latent_multiple(self.uir)
 
     @classmethod
     def from_pretrained(

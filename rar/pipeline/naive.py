@@ -18,16 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner
 from rar.eval.method import MethodOutput
 from rar.lqa.model import DepictQA
 from rar.pipeline.assess import identify
+from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder
-from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
+from rar.pipeline.geometry import check_images, max_image_side, pad_to_multiple
 from rar.pipeline.loop import run_rounds
 from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.pipeline import RARPipeline
@@ -39,7 +39,7 @@ from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
 
 
-class NaivePipeline(nn.Module):
+class NaivePipeline(InferencePipeline):
     """Pixel IQA → text → text encoders → restore → decode → repeat.
 
     Args:
@@ -72,18 +72,6 @@ class NaivePipeline(nn.Module):
         self.cache_text = cache_text
         realign(self)
         self.eval()
-
-    def train(self, mode: bool = True) -> NaivePipeline:
-        """Inference only: stays in eval mode."""
-        return super().train(False)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.uir.parameters()).device
-
-    @property
-    def stride(self) -> int:
-        return self.autoencoder.stride * latent_multiple(self.uir)
 
     @classmethod
     def from_rar(cls, pipe: RARPipeline, conditioner: SD3TextConditioner, **kwargs) -> NaivePipeline:

@@ -33,9 +33,10 @@ from rar.eval.method import MethodOutput
 from rar.lqa.model import DepictQA
 from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.assess import identify
+from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder, write_model_folder
-from rar.pipeline.geometry import check_images, latent_multiple, max_image_side, pad_to_multiple
+from rar.pipeline.geometry import check_images, max_image_side, pad_to_multiple
 from rar.pipeline.loop import run_rounds
 from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.prompts import identification_question
@@ -46,7 +47,7 @@ from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
 
 
-class RARPipeline(nn.Module):
+class RARPipeline(InferencePipeline):
     """The RAR restorer: autoencoder + UIR + LQA + text adapter + loop settings.
 
     Args:
@@ -84,19 +85,6 @@ class RARPipeline(nn.Module):
         self.eval()
 
     # ----------------------------------------------------------------- module plumbing
-    def train(self, mode: bool = True) -> RARPipeline:
-        """Inference only: stays in eval mode (no LoRA/adapter dropout)."""
-        return super().train(False)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.uir.parameters()).device
-
-    @property
-    def stride(self) -> int:
-        """Input sides are padded to multiples of this (and cropped back)."""
-        return self.autoencoder.stride * latent_multiple(self.uir)
-
     def with_config(self, **changes) -> RARPipeline:
         """Change loop settings in place (e.g. ``max_rounds=1``); returns ``self``."""
         self.config = self.config.replace(**changes)
