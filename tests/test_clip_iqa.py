@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import spy
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from transformers import CLIPConfig, CLIPModel
@@ -63,15 +64,6 @@ def parts(tmp_path_factory):
     without = rar.save_pretrained(root / "model_no_text")
     return {"clip": clip, "sd3": sd3, "model": with_text, "model_no_text": without}
 
-
-def spy(monkeypatch, obj, name: str, calls: list):
-    original = getattr(obj, name)
-
-    def wrapper(*args, **kwargs):
-        calls.append((args, kwargs))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(obj, name, wrapper)
 
 
 def test_classifier_matches_clip_and_embeds_the_prompts_once(parts, monkeypatch):

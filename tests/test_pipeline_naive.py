@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import spy
 
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
 from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
@@ -22,15 +23,6 @@ def parts(tmp_path_factory):
                                   max_new_tokens=4)
     return rar, conditioner
 
-
-def spy(monkeypatch, obj, name: str, calls: list):
-    original = getattr(obj, name)
-
-    def wrapper(*args, **kwargs):
-        calls.append((args, kwargs))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(obj, name, wrapper)
 
 
 def test_text_encoders_encode_and_decode_run_once_per_round(parts, monkeypatch):

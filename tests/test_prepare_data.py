@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import load_script
 from hydra import compose, initialize_config_dir
 from scipy.io import savemat
 
@@ -24,17 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "prepare_data.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("prepare_data_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run_task(overrides: list[str]) -> None:
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose(config_name="prepare_data", overrides=overrides)
-    _load_script().TASKS[cfg.task](cfg)
+    load_script("prepare_data").TASKS[cfg.task](cfg)
 
 
 @pytest.fixture

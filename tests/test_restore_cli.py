@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import load_script
 
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig
@@ -19,13 +18,6 @@ from rar.utils.image_io import load_image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses in the script look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
