@@ -44,6 +44,7 @@ def assemble_depictqa(
     lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
     max_image_size: int | None = None,
     max_new_tokens: int = 24,
+    prefix_cache: bool = True,
 ) -> DepictQA:
     """Put built parts together: wrap the LLM with LoRA (``lora_r=None``: none), add the projector."""
     if clip is not None:
@@ -59,6 +60,7 @@ def assemble_depictqa(
         llm=llm, tokenizer=tokenizer, abstractor=abstractor, vision_proj=vision_proj,
         vision_encoder=PixelEncoder(clip, max_size=max_image_size) if clip is not None else None,
         image_adapter=image_adapter, image_space=image_space, max_new_tokens=max_new_tokens,
+        prefix_cache=prefix_cache,
     )
 
 
@@ -75,6 +77,7 @@ def build_depictqa(
     dtype: str = "float32",
     max_image_size: int | None = None,
     max_new_tokens: int = 24,
+    prefix_cache: bool = True,
 ) -> DepictQA:
     """Load CLIP (if ``vision_pretrained``) and the LLM + tokenizer, then :func:`assemble_depictqa`.
 
@@ -88,6 +91,7 @@ def build_depictqa(
         dtype: storage dtype of the frozen pretrained backbones (``float32`` | ``bfloat16`` | ``float16``).
         max_image_size: longer-side limit of pixel-path inputs.
         max_new_tokens: decoding budget of ``assess``.
+        prefix_cache: reuse the KV states of the shared prompt prefix in inference (:class:`DepictQA`).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
@@ -102,7 +106,7 @@ def build_depictqa(
     return assemble_depictqa(
         llm, tokenizer, abstractor, clip=clip, image_adapter=image_adapter, image_space=image_space,
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,
-        max_image_size=max_image_size, max_new_tokens=max_new_tokens,
+        max_image_size=max_image_size, max_new_tokens=max_new_tokens, prefix_cache=prefix_cache,
     )
 
 
@@ -116,6 +120,7 @@ def build_skeleton(
     lora_alpha: int = 16,
     lora_dropout: float = 0.1,
     lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+    prefix_cache: bool = True,
 ) -> DepictQA:
     """A randomly initialised DepictQA from model configs, without tokenizer (for shape checks,
     parameter counts and checkpoint conversion; build it under ``torch.device("meta")`` at real size)."""
@@ -123,5 +128,5 @@ def build_skeleton(
     return assemble_depictqa(
         LlamaForCausalLM(llm_config), None, abstractor, clip=clip, image_adapter=image_adapter,
         image_space=image_space, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        lora_targets=lora_targets,
+        lora_targets=lora_targets, prefix_cache=prefix_cache,
     )

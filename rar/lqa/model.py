@@ -14,6 +14,15 @@ Comparison is read from logits rather than decoded text: after the single-word c
 prompt, the answers ``"Image A"`` / ``"Image B"`` share the prefix ``"Image"``; we teacher-force
 that shared prefix and compare the next-token logits of the first differing tokens (``" A"`` vs
 ``" B"``; for Vicuna ``"▁A"`` vs ``"▁B"``): ``p_better = sigmoid(logit_A - logit_B)``.
+
+Prefix cache (``prefix_cache=True``, the default): every identification and comparison prompt
+starts with the same text (BOS, system text, the piece up to the first image slot). In inference
+(module in eval mode, gradients off) its keys/values are computed once per task and reused by
+every call and every batch row (:class:`rar.lqa.generation.PrefixKV`); outputs equal the uncached
+path up to float round-off. The stored states assume the weights stay frozen while it is in use;
+they are dropped on ``train(True)``, on ``.to()``/dtype changes and when an LLM parameter is
+modified in place. Training forwards (:meth:`DepictQA.forward`, or anything with gradients) never
+read it.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from torch import nn
 from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
 from rar.lqa.abstractor import Abstractor
-from rar.lqa.generation import greedy_decode
+from rar.lqa.generation import Decoded, LLMPrompt, PrefixKV, greedy_decode
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.pixel_encoder import PixelEncoder
 from rar.lqa.prompts import (
@@ -111,6 +120,7 @@ class DepictQA(nn.Module):
         image_adapter: latent path; ``None`` for a pixel-only model.
         image_space: which path the assessment API reads.
         max_new_tokens: decoding budget of :meth:`assess` and :meth:`describe`.
+        prefix_cache: reuse the keys/values of the shared prompt prefix in inference (see module doc).
     """
 
     def __init__(
@@ -123,6 +133,7 @@ class DepictQA(nn.Module):
         image_adapter: LatentImageAdapter | None = None,
         image_space: ImageSpace = "latent",
         max_new_tokens: int = 24,
+        prefix_cache: bool = True,
     ) -> None:
         super().__init__()
         if image_space not in ("pixel", "latent"):
@@ -143,6 +154,8 @@ class DepictQA(nn.Module):
         self.tokenizer = tokenizer
         self.image_space: ImageSpace = image_space
         self.max_new_tokens = max_new_tokens
+        self.prefix_cache = prefix_cache
+        self.prefix_kv = PrefixKV()
         self.identify_question = IDENTIFY_QUESTION + SINGLE_Q_TAIL
         self.compare_question = COMPARE_QUESTION + SINGLE_Q_TAIL
         self.describe_question = IDENTIFY_QUESTION
@@ -162,10 +175,16 @@ class DepictQA(nn.Module):
         return self.base_llm.config.hidden_size
 
     def train(self, mode: bool = True) -> DepictQA:
+        if mode:
+            self.prefix_kv.clear()  # training may change the weights the stored prefix states came from
         super().train(mode)
         if self.vision_encoder is not None:
             self.vision_encoder.eval()  # frozen CLIP, as in DepictQA
         return self
+
+    def _apply(self, fn, *args, **kwargs):
+        self.prefix_kv.clear()  # .to() / .half() / .cuda(): the stored states are on the old device/dtype
+        return super()._apply(fn, *args, **kwargs)
 
     def _ids(self) -> tuple[int, int, int]:
         tok = self._tokenizer()
@@ -254,7 +273,8 @@ class DepictQA(nn.Module):
         """Next-token CE on the answers of ``layouts``; ``images [N_img, ...]`` fill their slots in order."""
         tokens = self.tokenize(layouts).to(images.device)
         embeds = self.embed_inputs(tokens, self.embed_images(images, space))
-        hidden = self.base_llm.model(inputs_embeds=embeds, attention_mask=tokens.attention_mask).last_hidden_state
+        hidden = self.base_llm.model(inputs_embeds=embeds, attention_mask=tokens.attention_mask,
+                                     use_cache=False).last_hidden_state
         labels = tokens.labels[:, 1:]
         keep = labels != -100
         if not bool(keep.any()):
@@ -270,15 +290,48 @@ class DepictQA(nn.Module):
         self, layout: PromptLayout, images: Sequence[torch.Tensor], space: ImageSpace | None = None
     ) -> torch.Tensor:
         """``[B, L, D_llm]`` prompt of one layout for a batch; ``images[k]`` (``[B, ...]``) fills slot ``k``."""
+        return self._embed_prompt(layout, images, space)[1]
+
+    def llm_prompt(
+        self, layout: PromptLayout, images: Sequence[torch.Tensor], space: ImageSpace | None = None
+    ) -> LLMPrompt:
+        """The prompt of :meth:`prompt_embeds`, split after the text before the first image slot
+        when the prefix cache applies (:attr:`prefix_cache_active`): the prefix comes as a
+        batch-expanded KV cache and ``embeds`` holds the rest; otherwise ``embeds`` is the whole prompt."""
+        tokens, embeds = self._embed_prompt(layout, images, space)
+        if not self.prefix_cache_active:
+            return LLMPrompt(embeds)
+        n = int(tokens.image_mask[0].nonzero()[0, 0])  # text tokens before the first image slot (CPU)
+        ids = tuple(tokens.input_ids[0, :n].tolist())
+        past = self.prefix_kv.past(self.base_llm, ids, embeds[:1, :n], embeds.shape[0])
+        return LLMPrompt(embeds[:, n:], past)
+
+    @property
+    def prefix_cache_active(self) -> bool:
+        """Whether a call now reads the prefix cache: switched on, eval mode, gradients off."""
+        return self.prefix_cache and not self.training and not self.llm.training and not torch.is_grad_enabled()
+
+    def _embed_prompt(
+        self, layout: PromptLayout, images: Sequence[torch.Tensor], space: ImageSpace | None
+    ) -> tuple[Tokenized, torch.Tensor]:
+        """The layout's tokens (one row, on the CPU) and the batch's prompt embeddings ``[B, L, D]``."""
         if len(images) != len(layout.image_keys):
             raise ValueError(f"layout {layout.task_type} has {len(layout.image_keys)} image slots, got {len(images)}")
         per_slot = [self.embed_images(x, space) for x in images]  # each [B, Q, D]
         batch = per_slot[0].shape[0]
         stacked = torch.stack(per_slot, dim=1).flatten(0, 1)  # [B * slots, Q, D], sample-major
-        tokens = self.tokenize([layout]).to(stacked.device)
-        tokens = Tokenized(*(t.expand(batch, -1) for t in (tokens.input_ids, tokens.labels,
-                                                            tokens.attention_mask, tokens.image_mask)))
-        return self.embed_inputs(tokens, stacked)
+        tokens = self.tokenize([layout])
+        rows = tokens.to(stacked.device)
+        rows = Tokenized(*(t.expand(batch, -1) for t in (rows.input_ids, rows.labels,
+                                                          rows.attention_mask, rows.image_mask)))
+        return tokens, self.embed_inputs(rows, stacked)
+
+    def _answer(self, layout: PromptLayout, x: torch.Tensor, space: ImageSpace | None,
+                max_new_tokens: int) -> Decoded:
+        """Greedy answer to a one-image ``layout`` for the batch ``x``."""
+        _, eos, pad = self._ids()
+        prompt = self.llm_prompt(layout, [x], space)
+        return greedy_decode(self.base_llm, prompt.embeds, eos, pad, max_new_tokens, past=prompt.past)
 
     def assess(self, x: torch.Tensor, space: ImageSpace | None = None, max_new_tokens: int | None = None,
                question: str | None = None) -> Assessment:
@@ -287,32 +340,27 @@ class DepictQA(nn.Module):
         ``question`` replaces :attr:`identify_question` (the single-phrase identification question).
         """
         layout = query_layout(IDENTIFY_TASK, question or self.identify_question)
-        _, eos, pad = self._ids()
-        dec = greedy_decode(self.base_llm, self.prompt_embeds(layout, [x], space), eos, pad,
-                            max_new_tokens or self.max_new_tokens)
-        text = self._decode(dec.tokens, dec.mask)
-        return Assessment(dec.hidden, dec.mask, text, dec.tokens)
+        dec = self._answer(layout, x, space, max_new_tokens or self.max_new_tokens)
+        return Assessment(dec.hidden, dec.mask, self._decode(dec.tokens, dec.mask), dec.tokens)
 
     def describe(self, x: torch.Tensor, question: str | None = None, space: ImageSpace | None = None,
                  max_new_tokens: int | None = None) -> list[str]:
         """Free-form answer to ``question`` (default: the identification question without the
         single-word tail, which DepictQA answers with a sentence)."""
         layout = query_layout(IDENTIFY_TASK, question or self.describe_question)
-        _, eos, pad = self._ids()
-        dec = greedy_decode(self.base_llm, self.prompt_embeds(layout, [x], space), eos, pad,
-                            max_new_tokens or 4 * self.max_new_tokens)
+        dec = self._answer(layout, x, space, max_new_tokens or 4 * self.max_new_tokens)
         return self._decode(dec.tokens, dec.mask)
 
     def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space: ImageSpace | None = None) -> Comparison:
         """Probability that ``x_a`` (Image A) is better than ``x_b`` (Image B), batched: ``[B]``."""
         layout = query_layout(COMPARE_TASK, self.compare_question)
         prefix, id_a, id_b = self._choice_tokens()
-        prompt = self.prompt_embeds(layout, [x_a, x_b], space)
+        prompt = self.llm_prompt(layout, [x_a, x_b], space)
         embed = self.base_llm.get_input_embeddings()
-        shared = embed(torch.tensor(prefix, device=prompt.device)).to(prompt.dtype)
-        inputs = torch.cat([prompt, shared.unsqueeze(0).expand(prompt.shape[0], -1, -1)], dim=1)
-        last = self.base_llm.model(inputs_embeds=inputs).last_hidden_state[:, -1]
-        logits = self.base_llm.lm_head(last).float()
+        shared = embed(torch.tensor(prefix, device=prompt.embeds.device)).to(prompt.embeds.dtype)
+        inputs = torch.cat([prompt.embeds, shared.unsqueeze(0).expand(prompt.embeds.shape[0], -1, -1)], dim=1)
+        out = self.base_llm.model(inputs_embeds=inputs, past_key_values=prompt.past, use_cache=prompt.past is not None)
+        logits = self.base_llm.lm_head(out.last_hidden_state[:, -1]).float()
         diff = logits[:, id_a] - logits[:, id_b]
         return Comparison(torch.sigmoid(diff), diff)
 

@@ -1,18 +1,16 @@
 """Asking the LQA the identification question, optionally in another phrasing.
 
-:meth:`rar.lqa.model.DepictQA.assess` always asks the model's own identification question. The
-prompt-pool option needs the same call with a chosen question; :func:`identify` builds that prompt
-with the LQA's public pieces (``query_layout``, ``prompt_embeds``, ``greedy_decode``) exactly the
-way ``assess`` does, and defers to ``assess`` itself when no question is given.
+The prompt-pool option asks :meth:`rar.lqa.model.DepictQA.assess` with a chosen question;
+:func:`identify` is that call, so a pooled question takes exactly the path of the default one
+(the same prompt layout, decoding budget and shared-prefix KV cache: the question comes after the
+image, so every phrasing reuses the same cached prefix).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rar.lqa.generation import greedy_decode
 from rar.lqa.model import Assessment, DepictQA, ImageSpace
-from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 
 
 def identify(lqa: DepictQA, x: torch.Tensor, question: str | None = None, space: ImageSpace | None = None) -> Assessment:
@@ -26,13 +24,6 @@ def identify(lqa: DepictQA, x: torch.Tensor, question: str | None = None, space:
     """
     if question is None:
         return lqa.assess(x, space=space)
-    tokenizer = lqa.tokenizer
-    if tokenizer is None:
+    if lqa.tokenizer is None:
         raise RuntimeError("the LQA has no tokenizer; a prompt pool needs one to phrase its questions")
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    prompt = lqa.prompt_embeds(query_layout(IDENTIFY_TASK, question), [x], space)
-    decoded = greedy_decode(lqa.base_llm, prompt, eos, pad, lqa.max_new_tokens)
-    ids = decoded.tokens.masked_fill(~decoded.mask, pad).tolist()
-    text = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-    return Assessment(decoded.hidden, decoded.mask, text, decoded.tokens)
+    return lqa.assess(x, space=space, question=question)

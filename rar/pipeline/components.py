@@ -10,7 +10,8 @@ Layouts::
     autoencoder/  config.json {"factor": 4}                                  (space-to-depth)
                   config.json {"scaling_factor", "shift_factor", ...} + vae/ (AutoencoderKL)
     uir/          config.json {"concat_lq": false} + transformer/ (SD3) or unet/ (SD1.5)
-    lqa/          config.json {"image_space", "max_new_tokens", "max_image_size", "lora", questions}
+    lqa/          config.json {"image_space", "max_new_tokens", "max_image_size", "lora", "prefix_cache",
+                  questions}
                   llm/ (LLaMA; LoRA merged in when lora="merged") + lora/ (peft adapter, lora="adapter")
                   tokenizer/, vision/ (CLIP, when the pixel path exists), abstractor/, image_adapter/,
                   vision_proj/ (config.json + model.safetensors each)
@@ -32,7 +33,11 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import AutoTokenizer, CLIPVisionModel, LlamaForCausalLM
 
-from rar.conditioning.sd3_text import SUBFOLDERS, SD3TextConditioner, build_sd3_text_conditioner
+from rar.conditioning.sd3_text import (
+    SUBFOLDERS,
+    SD3TextConditioner,
+    build_sd3_text_conditioner,
+)
 from rar.lqa.model import DepictQA
 from rar.lqa.pixel_encoder import PixelEncoder
 from rar.lqa.text_adapter import TextAdapter
@@ -125,8 +130,8 @@ def save_depictqa(lqa: DepictQA, folder: Path, lora: str = "adapter", **_) -> No
     _write_config(folder, {
         "image_space": lqa.image_space, "max_new_tokens": lqa.max_new_tokens,
         "max_image_size": lqa.vision_encoder.max_size if lqa.vision_encoder is not None else None,
-        "lora": mode, "identify_question": lqa.identify_question, "compare_question": lqa.compare_question,
-        "describe_question": lqa.describe_question,
+        "lora": mode, "prefix_cache": lqa.prefix_cache, "identify_question": lqa.identify_question,
+        "compare_question": lqa.compare_question, "describe_question": lqa.describe_question,
     })
     lqa.base_llm.save_pretrained(folder / "llm", state_dict=llm_state_without_lora(lqa.llm, merge=mode == "merged"))
     if mode == "adapter":
@@ -141,6 +146,7 @@ def save_depictqa(lqa: DepictQA, folder: Path, lora: str = "adapter", **_) -> No
 
 
 def load_depictqa(folder: Path, dtype: torch.dtype | None = None) -> DepictQA:
+    """Read an LQA written by :func:`save_depictqa` (folders without ``prefix_cache`` get it on)."""
     config = _read_config(folder)
     llm = LlamaForCausalLM.from_pretrained(folder / "llm", dtype=dtype)
     if config["lora"] == "adapter":
@@ -155,6 +161,7 @@ def load_depictqa(folder: Path, dtype: torch.dtype | None = None) -> DepictQA:
         vision_encoder=vision,
         image_adapter=load_module(folder / "image_adapter", dtype) if (folder / "image_adapter").is_dir() else None,
         image_space=config["image_space"], max_new_tokens=config["max_new_tokens"],
+        prefix_cache=config.get("prefix_cache", True),
     )
     lqa.identify_question = config["identify_question"]
     lqa.compare_question = config["compare_question"]
