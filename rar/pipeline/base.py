@@ -1,10 +1,12 @@
-"""Plumbing shared by the inference pipelines (RAR, naive, CLIP-IQA): eval mode, device, stride."""
+"""Plumbing shared by the inference pipelines (RAR, naive, CLIP-IQA): eval mode, device, stride,
+fast paths."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from rar.pipeline.fast_paths import FastPaths, compile_module
 from rar.pipeline.geometry import latent_multiple
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
@@ -15,6 +17,7 @@ class InferencePipeline(nn.Module):
 
     autoencoder: LatentAutoencoder
     uir: UIRModel
+    fast: FastPaths = FastPaths()
 
     def train(self, mode: bool = True) -> InferencePipeline:
         """Inference only: stays in eval mode (no LoRA/adapter dropout)."""
@@ -28,3 +31,15 @@ class InferencePipeline(nn.Module):
     def stride(self) -> int:
         """Input sides are padded to multiples of this (and cropped back)."""
         return self.autoencoder.stride * latent_multiple(self.uir)
+
+    def set_fast_paths(self, fast: FastPaths | dict | None) -> InferencePipeline:
+        """Switch the fast paths (:class:`FastPaths`, a mapping of its fields, or None for the
+        defaults): compiles or un-compiles the UIR and sets the LQA's prefix cache, if any."""
+        fast = FastPaths.of(fast)
+        if fast.compile_uir != self.fast.compile_uir:
+            compile_module(self.uir.backbone, fast.compile_uir)
+        lqa = getattr(self, "lqa", None)
+        if fast.prefix_cache is not None and lqa is not None and hasattr(lqa, "prefix_cache"):
+            lqa.prefix_cache = fast.prefix_cache
+        self.fast = fast
+        return self

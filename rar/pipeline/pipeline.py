@@ -35,6 +35,7 @@ from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.assess import identify
 from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
+from rar.pipeline.fast_paths import FastPaths
 from rar.pipeline.folder import read_model_folder, write_model_folder
 from rar.pipeline.geometry import check_images, max_image_side, pad_to_multiple
 from rar.pipeline.loop import run_rounds
@@ -95,14 +96,17 @@ class RARPipeline(InferencePipeline):
     def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
         """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` (any ``H, W``); ``return_latents`` keeps each
         round's output latent ``[C, h, w]`` (CPU) in the trajectories."""
-        check_images(lq, max_image_side(self.autoencoder, self.uir))
         clock = StageClock(self.device)
         size = lq.shape[-2:]
-        with clock.section("encode"):
-            z = self.autoencoder.encode(pad_to_multiple(lq.to(self.device, torch.float32), self.stride))
-        outcome = run_rounds(z, _LatentWiring(self, clock), self.config, clock, keep_states=return_latents)
-        with clock.section("decode"):
-            images = self.autoencoder.decode(outcome.states, size=size).clamp(0, 1)
+        with self.fast.context(self.device):
+            with clock.section("preprocess"):
+                check_images(lq, max_image_side(self.autoencoder, self.uir))
+                x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
+            with clock.section("encode"):
+                z = self.autoencoder.encode(x).float()
+            outcome = run_rounds(z, _LatentWiring(self, clock), self.config, clock, keep_states=return_latents)
+            with clock.section("decode"):
+                images = self.autoencoder.decode(outcome.states, size=size).float().clamp(0, 1)
         return RestoreResult(images, outcome.trajectories, dict(clock.seconds))
 
     def restore(self, lq: torch.Tensor) -> MethodOutput:
@@ -144,14 +148,16 @@ class RARPipeline(InferencePipeline):
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-        **loop_settings,
+        fast: FastPaths | Mapping | None = None, **loop_settings,
     ) -> RARPipeline:
         """Load a model folder; ``dtype`` casts every component (default: as saved), ``device``
-        moves them, ``loop_settings`` override ``rar_config.json`` (e.g. ``max_rounds=1``)."""
+        moves them, ``fast`` sets the fast paths (:class:`FastPaths`), ``loop_settings`` override
+        ``rar_config.json`` (e.g. ``max_rounds=1``)."""
         folder = read_model_folder(path, parse_dtype(dtype), skip=("conditioner",))
         parts = {name: m.to(device) for name, m in folder.components.items()} if device is not None else folder.components
-        return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
+        pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
                    folder.config.replace(**loop_settings))
+        return pipe.set_fast_paths(fast)
 
 
 class _LatentWiring:

@@ -29,6 +29,11 @@ Choices (all visible in ``configs/stage/joint.yaml``):
   training condition equals the one inference computes.
 * **Non-iterative variant** (paper Table 5): ``iterative=False`` is ``K = 1``: one assessment of
   ``z_lq``, ``t`` from ``timestep_sampling`` over all of ``[0, 1]``.
+* **Comparison on the model's own rounds** (ours, off by default): ``compare_weight > 0`` adds
+  the LQA's answer loss on ``(round output, round input)`` pairs of ``compare_rounds`` inference
+  rounds, labelled by ``compare_metric`` against the clean image
+  (:mod:`rar.training.stages.round_comparison`); this trains the stop rule's comparison on the
+  outputs it judges at inference.
 
 The LQA always reads latents (its image adapter), never decoded pixels.
 """
@@ -48,6 +53,7 @@ from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 from rar.lqa.text_adapter import TextAdapter
 from rar.training.stage import Stage, StepOutput
+from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_batch, reference_scores
 from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
@@ -128,6 +134,11 @@ class JointStage(Stage):
         val_dataset, val_samples: pairs restored by :meth:`validate` (first ``val_samples`` items).
         val_steps: Euler steps of a validation restoration (a multiple of ``K``; the LQA
             re-assesses at every segment boundary).
+        compare_weight: weight of the comparison loss on the model's own rounds (0: the paper's
+            flow loss only).
+        compare_rounds: inference rounds rolled out per example for the comparison pairs.
+        compare_steps: Euler steps of such a round (the inference ``steps_per_round``).
+        compare_metric: full-reference metric that labels a pair (``ssim`` | ``psnr``).
     """
 
     def __init__(
@@ -150,6 +161,10 @@ class JointStage(Stage):
         val_dataset: torch.utils.data.Dataset | None = None,
         val_samples: int = 4,
         val_steps: int = 4,
+        compare_weight: float = 0.0,
+        compare_rounds: int = 2,
+        compare_steps: int = 4,
+        compare_metric: str = "ssim",
     ) -> None:
         super().__init__()
         if lqa.image_space != "latent" or lqa.image_adapter is None:
@@ -175,6 +190,11 @@ class JointStage(Stage):
             raise ValueError(f"timestep_sampling must be one of {flow.TIMESTEP_SCHEMES}, got {timestep_sampling!r}")
         if loss_weighting not in flow.LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {flow.LOSS_WEIGHTINGS}, got {loss_weighting!r}")
+        if compare_weight < 0 or compare_rounds < 1 or compare_steps < 1:
+            raise ValueError(f"compare_weight must be >= 0 and compare_rounds, compare_steps >= 1, got "
+                             f"{compare_weight}, {compare_rounds}, {compare_steps}")
+        if compare_metric not in REFERENCE_METRICS:
+            raise ValueError(f"compare_metric must be one of {REFERENCE_METRICS}, got {compare_metric!r}")
         self.num_segments = segments if iterative else 1
         if val_steps % self.num_segments:
             raise ValueError(f"val_steps={val_steps} must be a multiple of the {self.num_segments} segments")
@@ -189,6 +209,8 @@ class JointStage(Stage):
         self.loss_weighting = loss_weighting
         self.val_dataset, self.val_samples, self.val_steps = val_dataset, val_samples, val_steps
         self._val_batch = None
+        self.compare_weight, self.compare_rounds = compare_weight, compare_rounds
+        self.compare_steps, self.compare_metric = compare_steps, compare_metric
 
     # ----------------------------------------------------------------- pieces
     def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +300,32 @@ class JointStage(Stage):
         v = self.uir(sample.x_t, t, cond)
         weight = flow.loss_weighting(self.loss_weighting, t)
         loss = flow.flow_matching_loss(v, sample.target, weight)
-        return StepOutput(loss, self._logs(v, sample.target, weight, seg, z_k, z_lq[rows], z_hq[rows]))
+        logs = self._logs(v, sample.target, weight, seg, z_k, z_lq[rows], z_hq[rows])
+        logs["loss_flow"] = float(loss.detach())
+        if self.compare_weight > 0:
+            compare_loss, compare_logs = self.compare_loss(z_lq, hq)
+            loss = loss + self.compare_weight * compare_loss
+            logs.update(compare_logs)
+        return StepOutput(loss, logs)
+
+    def compare_loss(self, z_lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The LQA's answer loss on ``(round output, round input)`` pairs of ``compare_rounds``
+        inference rounds from ``z_lq`` (rolled out as inference does, without gradients)."""
+        with torch.no_grad(), _mode(self.text_adapter, False):
+            states = [z_lq]
+            for _ in range(self.compare_rounds):
+                a = self.assess(states[-1])
+                cond = self.text_adapter(a.hidden, a.mask)
+                states.append(integrate(self.uir, states[-1], cond, steps=self.compare_steps).latent)
+            scores = [reference_scores(self.autoencoder.decode(s, size=hq.shape[-2:]), hq, self.compare_metric)
+                      for s in states]
+        new, old = torch.cat(states[1:]), torch.cat(states[:-1])
+        pairs = comparison_batch(new, old, torch.cat(scores[1:]), torch.cat(scores[:-1]), self.lqa.compare_question)
+        images = torch.stack([pairs.image_a, pairs.image_b], dim=1).flatten(0, 1)
+        with _mode(self.lqa, self.lqa_dropout and self.training):
+            out = self.lqa(pairs.layouts, images, space="latent")
+        return out.loss, {"loss_compare": float(out.loss.detach()), "compare_accuracy": float(out.accuracy),
+                          "new_better_rate": float(pairs.new_is_better.float().mean())}
 
     @torch.no_grad()
     def _logs(self, v, target, weight, seg, z_k, z_lq, z_hq) -> dict[str, float]:

@@ -1,0 +1,79 @@
+"""Inference latency of a restoration pipeline, split by loop stage.
+
+A batch of ``resolution × resolution`` photos goes through ``pipe`` ``repeats`` times after
+``warmup`` untimed calls (compilation, caches, allocator). The pipeline's own stage clock
+(:class:`rar.pipeline.timing.StageClock`, CUDA-synchronised at every section boundary) gives the
+split into preprocess, encode, assess, restore, compare and decode; the wall time of the whole
+call gives the latency per image and images/s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from rar.perf.degradations import sample_photo
+from rar.pipeline.base import InferencePipeline
+
+STAGES = ("preprocess", "encode", "assess", "restore", "compare", "decode")
+
+
+@dataclass
+class InferenceBench:
+    """One pipeline at one batch size.
+
+    Attributes:
+        batch, resolution: images per call and their side in pixels.
+        seconds_per_image: per stage (``STAGES``), wall seconds per image (batch time / batch).
+        latency_per_image: wall seconds of a call divided by ``batch``.
+        images_per_second: ``batch`` / wall seconds of a call.
+        rounds: mean rounds per image.
+        peak_memory_bytes: ``torch.cuda.max_memory_allocated`` over the timed calls (None on CPU).
+    """
+
+    batch: int
+    resolution: int
+    seconds_per_image: dict[str, float]
+    latency_per_image: float
+    images_per_second: float
+    rounds: float
+    peak_memory_bytes: int | None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_inference(
+    pipe: InferencePipeline, batch: int, resolution: int, repeats: int = 3, warmup: int = 1,
+) -> InferenceBench:
+    """Time ``pipe(lq)`` on ``batch`` photos of side ``resolution`` (see the module docstring)."""
+    if batch < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch >= 1, repeats >= 1, warmup >= 0; got {batch}, {repeats}, {warmup}")
+    device = pipe.device
+    lq = sample_photo(resolution, batch, torch.device("cpu"))
+    for _ in range(warmup):
+        pipe(lq)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stages = dict.fromkeys(STAGES, 0.0)
+    rounds = 0
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = pipe(lq)
+        for name, seconds in result.seconds.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+        rounds += sum(len(t.rounds) for t in result.trajectories)
+    _sync(device)
+    wall = (time.perf_counter() - start) / repeats
+    n = batch * repeats
+    return InferenceBench(
+        batch=batch, resolution=resolution,
+        seconds_per_image={name: seconds / n for name, seconds in stages.items()},
+        latency_per_image=wall / batch, images_per_second=batch / wall, rounds=rounds / n,
+        peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    )

@@ -1,0 +1,162 @@
+"""Benchmark RAR: ``python scripts/bench.py [experiment=NAME] [model=FOLDER] [device=cuda] ...``.
+
+Parts (``parts=[...]``):
+
+* ``inference``: per-image latency split into preprocess, encode, assess, restore, compare and
+  decode, rounds, images/s and peak memory, for each of ``inference.batch_sizes``
+  (:mod:`rar.perf.inference`);
+* ``training``: step time, samples/s, analytic model FLOPs and MFU of each of
+  ``training.stages`` (:mod:`rar.perf.training`, :mod:`rar.perf.flops`);
+* ``degradations``: synthesis throughput of groups A/B/C (:mod:`rar.perf.degradations`).
+
+Models: a RAR folder (``model=models/tiny``) or, by default, the model groups of the config with
+random weights — ``experiment=sd35_medium`` / ``sd35_large`` build SD3.5's VAE and MMDiT and the
+Vicuna-7B-size DepictQA from their architectures (:mod:`rar.perf.models`), no weights needed::
+
+    python scripts/bench.py                                       # tiny, CPU, all parts
+    python scripts/bench.py experiment=sd35_large device=cuda dtype=bfloat16 resolution=512 \\
+        'parts=[inference]' inference.loop.steps_per_round=10 inference.loop.stop=fixed
+    python scripts/bench.py experiment=sd35_medium device=cuda resolution=512 'parts=[training]' \\
+        training.mixed_precision=bf16 training.batch=8 'training.stages=[uir]'
+
+Warm-up calls are excluded; CUDA is synchronised around timed work. Results go to
+``<run dir>/bench.json`` and a table is printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from rar.lqa.tiny import save_tiny_depictqa
+from rar.perf.degradations import bench_degradations
+from rar.perf.inference import STAGES, bench_inference
+
+from rar.pipeline.config import LoopConfig
+from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.pipeline import RARPipeline
+
+log = logging.getLogger("bench")
+PARTS = ("inference", "training", "degradations")
+RANDOM_TARGETS = {
+    "rar.uir.autoencoders.build_kl_autoencoder": "rar.perf.models.random_kl_autoencoder",
+    "rar.lqa.factory.build_depictqa": "rar.perf.models.random_depictqa",
+}
+"""Loader → the builder of the same architecture with random weights (same arguments)."""
+
+
+def random_modules(cfg: DictConfig, device: torch.device) -> dict[str, torch.nn.Module]:
+    """The config's autoencoder, UIR, LQA and text adapter with random weights, built on ``device``."""
+    modules = {}
+    for name in ("autoencoder", "uir", "lqa", "text_adapter"):
+        node = OmegaConf.to_container(cfg[name], resolve=True)
+        node["_target_"] = RANDOM_TARGETS.get(node["_target_"], node["_target_"])
+        if name == "uir":
+            node["pretrained"] = None  # the preset named by `config`
+        with torch.device(device):
+            modules[name] = instantiate(node, _convert_="all")
+    return {name: m.to(device) for name, m in modules.items()}
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def print_inference(rows) -> None:
+    head = " ".join(f"{s:>10}" for s in STAGES)
+    print(f"\ninference (seconds per image)\n{'batch':>5} {head} {'latency':>10} {'img/s':>8} {'rounds':>6} {'peak mem':>12}")
+    for r in rows:
+        split = " ".join(f"{r.seconds_per_image.get(s, 0.0):>10.4f}" for s in STAGES)
+        print(f"{r.batch:>5} {split} {r.latency_per_image:>10.4f} {r.images_per_second:>8.2f} {r.rounds:>6.2f} "
+              f"{_mib(r.peak_memory_bytes):>12}")
+
+
+def print_training(rows) -> None:
+    print(f"\ntraining\n{'stage':<14} {'batch':>5} {'s/step':>8} {'samples/s':>10} {'TFLOP/step':>11} {'MFU':>7} "
+          f"{'peak mem':>12}")
+    for r in rows:
+        tflop = "n/a" if r.flops_per_step is None else f"{r.flops_per_step / 1e12:.3f}"
+        mfu = "n/a" if r.mfu is None else f"{100 * r.mfu:.1f}%"
+        print(f"{r.stage:<14} {r.batch:>5} {r.step_seconds:>8.3f} {r.samples_per_second:>10.2f} {tflop:>11} "
+              f"{mfu:>7} {_mib(r.peak_memory_bytes):>12}")
+
+
+def print_degradations(result) -> None:
+    print(f"\ndegradations ({result.size}x{result.size}, batch {result.batch}, {result.device})")
+    width = max(len(r.combination) for r in result.rows)
+    for r in result.rows:
+        print(f"  {r.group:<6} {r.combination:<{width}} {r.images_per_second:>8.2f} img/s")
+    for group, ips in result.groups.items():
+        print(f"  group {group}: {ips:.2f} img/s")
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run the configured parts; returns the JSON-able results (also written to ``bench.json``)."""
+    parts = list(cfg.parts)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown bench parts {unknown}; known: {list(PARTS)}")
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    out_dir = Path(cfg.get("out_dir") or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    results: dict = {"config": OmegaConf.to_container(cfg, resolve=True), "device_name": _device_name(device),
+                     "threads": torch.get_num_threads()}
+    if {"inference", "training"} & set(parts) and cfg.model is None:
+        if str(cfg.lqa.get("llm_pretrained", "")).startswith(str(cfg.tiny_dir)) and not Path(cfg.tiny_dir, "depictqa").is_dir():
+            save_tiny_depictqa(Path(cfg.tiny_dir) / "depictqa")
+    if "inference" in parts:
+        loop = LoopConfig(**OmegaConf.to_container(cfg.inference.loop, resolve=True))
+        fast = OmegaConf.to_container(cfg.inference.fast, resolve=True)
+        if cfg.model is not None:
+            pipe = RARPipeline.from_pretrained(cfg.model, device=device, dtype=cfg.dtype, fast=fast)
+            pipe.with_config(**loop.as_dict())
+        else:
+            pipe = RARPipeline(**random_modules(cfg, device), config=loop).to(device=device, dtype=parse_dtype(cfg.dtype))
+            pipe.set_fast_paths(fast)
+        rows = [bench_inference(pipe, b, cfg.resolution, cfg.repeats, cfg.warmup) for b in cfg.inference.batch_sizes]
+        results["inference"] = [dataclasses.asdict(r) for r in rows]
+        print_inference(rows)
+        del pipe  # free the inference copy before the training one is built
+    if "training" in parts:
+        if cfg.model is not None:
+            raise ValueError("the training benchmark builds random-init modules of the config: leave model=null")
+        t = cfg.training
+        from rar.perf.training import bench_training
+
+        modules = random_modules(cfg, device)
+        rows = [bench_training(stage, modules, batch=t.batch, resolution=cfg.resolution, device=device,
+                               mixed_precision=t.mixed_precision, steps=cfg.repeats, warmup=cfg.warmup,
+                               gradient_checkpointing=t.gradient_checkpointing, fused_adamw=t.fused_adamw,
+                               attention=t.attention, seed=cfg.seed)
+                for stage in t.stages]
+        results["training"] = [dataclasses.asdict(r) for r in rows]
+        print_training(rows)
+    if "degradations" in parts:
+        d = cfg.degradations
+        result = bench_degradations(d.size, d.batch, cfg.repeats, device, cfg.seed, list(d.groups))
+        results["degradations"] = dataclasses.asdict(result)
+        print_degradations(result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    log.info("results written to %s", out_dir / "bench.json")
+    return results
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+@hydra.main(config_path="../configs", config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
