@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.perf.degradations import bench_degradations
 from rar.perf.inference import STAGES, bench_inference
+from rar.perf.training import bench_training
 
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.module_io import parse_dtype
@@ -71,11 +72,12 @@ def _mib(value: int | None) -> str:
 
 def print_inference(rows) -> None:
     head = " ".join(f"{s:>10}" for s in STAGES)
-    print(f"\ninference (seconds per image)\n{'batch':>5} {head} {'latency':>10} {'img/s':>8} {'rounds':>6} {'peak mem':>12}")
-    for r in rows:
+    print(f"\ninference (seconds per image)\n{'variant':<12} {'batch':>5} {head} {'latency':>10} {'img/s':>8} "
+          f"{'rounds':>6} {'peak mem':>12}")
+    for variant, r in rows:
         split = " ".join(f"{r.seconds_per_image.get(s, 0.0):>10.4f}" for s in STAGES)
-        print(f"{r.batch:>5} {split} {r.latency_per_image:>10.4f} {r.images_per_second:>8.2f} {r.rounds:>6.2f} "
-              f"{_mib(r.peak_memory_bytes):>12}")
+        print(f"{variant:<12} {r.batch:>5} {split} {r.latency_per_image:>10.4f} {r.images_per_second:>8.2f} "
+              f"{r.rounds:>6.2f} {_mib(r.peak_memory_bytes):>12}")
 
 
 def print_training(rows) -> None:
@@ -104,6 +106,8 @@ def run(cfg: DictConfig) -> dict:
     if unknown:
         raise ValueError(f"unknown bench parts {unknown}; known: {list(PARTS)}")
     torch.manual_seed(cfg.seed)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
     out_dir = Path(cfg.get("out_dir") or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     results: dict = {"config": OmegaConf.to_container(cfg, resolve=True), "device_name": _device_name(device),
@@ -120,16 +124,19 @@ def run(cfg: DictConfig) -> dict:
         else:
             pipe = RARPipeline(**random_modules(cfg, device), config=loop).to(device=device, dtype=parse_dtype(cfg.dtype))
             pipe.set_fast_paths(fast)
-        rows = [bench_inference(pipe, b, cfg.resolution, cfg.repeats, cfg.warmup) for b in cfg.inference.batch_sizes]
-        results["inference"] = [dataclasses.asdict(r) for r in rows]
+        variants = {"base": {}, **OmegaConf.to_container(cfg.inference.variants, resolve=True)}
+        rows = []
+        for variant, overrides in variants.items():  # same models, other fast paths
+            pipe.set_fast_paths({**fast, **overrides})
+            rows += [(variant, bench_inference(pipe, b, cfg.resolution, cfg.repeats, cfg.warmup))
+                     for b in cfg.inference.batch_sizes]
+        results["inference"] = [{"variant": v, **dataclasses.asdict(r)} for v, r in rows]
         print_inference(rows)
         del pipe  # free the inference copy before the training one is built
     if "training" in parts:
         if cfg.model is not None:
             raise ValueError("the training benchmark builds random-init modules of the config: leave model=null")
         t = cfg.training
-        from rar.perf.training import bench_training
-
         modules = random_modules(cfg, device)
         rows = [bench_training(stage, modules, batch=t.batch, resolution=cfg.resolution, device=device,
                                mixed_precision=t.mixed_precision, steps=cfg.repeats, warmup=cfg.warmup,

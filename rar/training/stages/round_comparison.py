@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pyiqa.archs.ssim_arch import SSIM
 
 from rar.lqa.prompts import COMPARE_TASK, PromptLayout, Turn, build_layout
 from rar.training.stages.uir import psnr
@@ -32,6 +31,8 @@ def reference_scores(images: torch.Tensor, hq: torch.Tensor, metric: str) -> tor
     if images.shape != hq.shape:
         raise ValueError(f"images {tuple(images.shape)} and references {tuple(hq.shape)} differ in shape")
     if metric == "ssim":
+        from pyiqa.archs.ssim_arch import SSIM  # pyiqa's import is heavy; only this metric needs it
+
         return SSIM()(images.float(), hq.float()).float()
     return psnr(images, hq)
 
