@@ -59,8 +59,8 @@ def random_modules(cfg: DictConfig, device: torch.device) -> dict[str, torch.nn.
     for name in ("autoencoder", "uir", "lqa", "text_adapter"):
         node = OmegaConf.to_container(cfg[name], resolve=True)
         node["_target_"] = RANDOM_TARGETS.get(node["_target_"], node["_target_"])
-        if name == "uir":
-            node["pretrained"] = None  # the preset named by `config`
+        if name == "uir":  # the preset named by `config`; checkpointing is the training bench's switch
+            node["pretrained"], node["gradient_checkpointing"] = None, False
         with torch.device(device):
             modules[name] = instantiate(node, _convert_="all")
     return {name: m.to(device) for name, m in modules.items()}

@@ -73,7 +73,8 @@ def _check_resumable(run_dir: Path, cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig) -> Summary | None:
     """Evaluate as configured; returns the summary on the main process (``None`` elsewhere)."""
-    state = PartialState(cpu=cfg.device == "cpu")
+    # cpu=True also without CUDA: otherwise a torchrun/accelerate launch on CPU sees one process per rank
+    state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())
     if cfg.shard.num is not None:
         shard_index, num_shards = int(cfg.shard.index), int(cfg.shard.num)
     else:

@@ -58,20 +58,23 @@ def build_phases(cfg: DictConfig) -> list[Phase]:
 def prepare_run_dir(cfg: DictConfig) -> pathlib.Path:
     """Create the run directory and record the resolved config; refuse to clobber a finished run."""
     run_dir = pathlib.Path(cfg.run_dir)
+    # the first PartialState fixes the process group: CPU ranks (gloo) when there is no GPU
+    state = PartialState(cpu=not torch.cuda.is_available())
     existing = (run_dir / "config.yaml").is_file()
     if existing and not (cfg.resume or cfg.overwrite):
         raise FileExistsError(
             f"run directory {run_dir} already holds a run; pass resume=true to continue it, "
             "overwrite=true to start over in place, or another run_dir"
         )
-    if PartialState().is_main_process:
+    state.wait_for_everyone()  # every rank has looked before the main one writes
+    if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if not (existing and cfg.resume):
             for stale in ("metrics.jsonl", "meta.json"):
                 (run_dir / stale).unlink(missing_ok=True)
         ckpt.write_meta(run_dir, git_sha=ckpt.git_sha(), stage=cfg.stage.name, init_from=cfg.get("init_from"))
-    PartialState().wait_for_everyone()
+    state.wait_for_everyone()
     return run_dir
 
 
