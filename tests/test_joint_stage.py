@@ -27,6 +27,7 @@ from rar.training.build import build_stage, run_training
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase, matching_parameters, set_trainable
 from rar.training.stages.joint import JointStage, answer_hidden
+from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_batch, reference_scores
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 from rar.uir.backbones import build_sd3_transformer
 
@@ -249,3 +250,44 @@ def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path):
     assert set(after) == set(before) and any(not torch.equal(before[k], after[k]) for k in before)
     lqa_after = load_file(tmp_path / "joint/model/lqa" / ckpt.WEIGHTS_NAME)
     assert any("lora_" in k for k in lqa_after) and any(k.startswith("image_adapter.") for k in lqa_after)
+
+
+def test_comparison_pairs_name_the_better_image_in_either_order():
+    new, old = torch.zeros(6, 2, 3, 3), torch.ones(6, 2, 3, 3)
+    new_score = torch.tensor([0.9, 0.1, 0.5, 0.5, 0.7, 0.2])
+    old_score = torch.tensor([0.1, 0.9, 0.5, 0.4, 0.2, 0.7])
+    pairs = comparison_batch(new, old, new_score, old_score, "Which?", torch.Generator().manual_seed(0))
+    assert pairs.new_is_better.tolist() == [True, False, False, True, True, False]  # a tie is "not better"
+    shown_new_as_a = pairs.image_a[:, 0, 0, 0] == 0
+    assert torch.equal(pairs.a_is_better, torch.where(shown_new_as_a, pairs.new_is_better, ~pairs.new_is_better))
+    assert shown_new_as_a.any() and (~shown_new_as_a).any()  # both orders occur
+    answers = [layout.pieces[-1][0] for layout in pairs.layouts]
+    assert all(a.startswith("Image A" if better else "Image B") for a, better in zip(answers, pairs.a_is_better.tolist()))
+
+
+def test_reference_scores_rank_closer_images_higher():
+    hq = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    near, far = (hq + 0.02).clamp(0, 1), (hq * 0.5 + 0.3)
+    for metric in REFERENCE_METRICS:
+        assert (reference_scores(near, hq, metric) > reference_scores(far, hq, metric)).all(), metric
+    with pytest.raises(ValueError, match="metric must be one of"):
+        reference_scores(near, hq, "lpips")
+
+
+def test_comparison_term_trains_the_lqa_on_its_own_rounds(tiny_dir):
+    stage = make_stage(tiny_dir, compare_weight=1.0, compare_rounds=2, compare_steps=2)
+    names = matching_parameters(stage, TRAINABLE)
+    set_trainable(stage, names)
+    calls = []
+    inner = stage.lqa.forward
+    stage.lqa.forward = lambda layouts, images, space=None: calls.append((len(layouts), images.shape)) or inner(
+        layouts, images, space=space)
+    out = stage(FixedPairs().batch())
+    assert {"loss_flow", "loss_compare", "new_better_rate"} <= set(out.logs)
+    assert out.loss.item() == pytest.approx(out.logs["loss_flow"] + out.logs["loss_compare"], rel=1e-5)
+    assert calls == [(8, torch.Size([16, 48, 4, 4]))]  # 4 examples x 2 rounds, two images per pair
+    out.loss.backward()
+    lora = [p for n, p in stage.named_parameters() if n in set(names) and "lora_" in n]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
+    with pytest.raises(ValueError, match="compare_metric"):
+        make_stage(tiny_dir, compare_weight=1.0, compare_metric="lpips")
