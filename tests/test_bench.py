@@ -54,6 +54,11 @@ def test_fast_paths_validate_and_keep_outputs(tmp_path, tiny_dir):
     pipe.set_fast_paths({"attention": "math", "prefix_cache": True})
     assert pipe.lqa.prefix_cache is True
     torch.testing.assert_close(pipe(lq).images, reference, atol=1e-5, rtol=0)
+    pipe.set_fast_paths({"merge_lora": True})
+    assert all(layer.merged for layer in pipe.lqa.llm.modules() if hasattr(layer, "merged"))
+    torch.testing.assert_close(pipe(lq).images, reference, atol=1e-5, rtol=0)
+    pipe.set_fast_paths({"merge_lora": False})
+    assert not any(layer.merged for layer in pipe.lqa.llm.modules() if hasattr(layer, "merged"))
     backbone = pipe.uir.backbone
     pipe.set_fast_paths({"compile_uir": True})
     assert backbone._compiled_call_impl is not None

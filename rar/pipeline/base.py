@@ -4,6 +4,7 @@ fast paths."""
 from __future__ import annotations
 
 import torch
+from peft import PeftModel
 from torch import nn
 
 from rar.pipeline.fast_paths import FastPaths, compile_module
@@ -34,11 +35,13 @@ class InferencePipeline(nn.Module):
 
     def set_fast_paths(self, fast: FastPaths | dict | None) -> InferencePipeline:
         """Switch the fast paths (:class:`FastPaths`, a mapping of its fields, or None for the
-        defaults): compiles or un-compiles the UIR and sets the LQA's prefix cache, if any."""
+        defaults): compiles or un-compiles the UIR, merges or unmerges the LQA's LoRA and sets its prefix cache, if any."""
         fast = FastPaths.of(fast)
         if fast.compile_uir != self.fast.compile_uir:
             compile_module(self.uir.backbone, fast.compile_uir)
         lqa = getattr(self, "lqa", None)
+        if fast.merge_lora != self.fast.merge_lora and isinstance(getattr(lqa, "llm", None), PeftModel):
+            lqa.llm.merge_adapter() if fast.merge_lora else lqa.llm.unmerge_adapter()
         if fast.prefix_cache is not None and lqa is not None and hasattr(lqa, "prefix_cache"):
             lqa.prefix_cache = fast.prefix_cache
         self.fast = fast

@@ -10,6 +10,9 @@
 * ``compile_uir``: ``torch.compile`` the MMDiT's forward in place (``nn.Module.compile``; state
   dict names unchanged). Shapes that change between calls (a shrinking active batch) recompile
   once per new shape, then hit the cache.
+* ``merge_lora``: fold the LQA's LoRA into the LLM weights for inference (peft
+  ``merge_adapter``; undone when switched off): no LoRA branches per projection while decoding.
+  Outputs change only by the rounding of the merged weights.
 * ``prefix_cache``: the LQA's KV-cache reuse of the shared prompt prefix
   (:class:`rar.lqa.generation.PrefixKV`); ``None`` keeps the LQA's own setting (its
   ``lqa/config.json``, on by default).
@@ -44,6 +47,7 @@ class FastPaths:
     autocast: str | None = None
     attention: str = "auto"
     compile_uir: bool = False
+    merge_lora: bool = False
     prefix_cache: bool | None = None
 
     def __post_init__(self) -> None:
