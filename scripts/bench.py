@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -35,11 +36,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from rar.eval.method import STAGES
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.perf.degradations import bench_degradations
-from rar.perf.inference import STAGES, bench_inference
-from rar.perf.training import bench_training
-
+from rar.perf.inference import bench_inference
+from rar.perf.training import REQUIRED_MODULES, bench_training
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.module_io import parse_dtype
 from rar.pipeline.pipeline import RARPipeline
@@ -53,10 +54,12 @@ RANDOM_TARGETS = {
 """Loader → the builder of the same architecture with random weights (same arguments)."""
 
 
-def random_modules(cfg: DictConfig, device: torch.device) -> dict[str, torch.nn.Module]:
-    """The config's autoencoder, UIR, LQA and text adapter with random weights, built on ``device``."""
+def random_modules(
+    cfg: DictConfig, device: torch.device, names: Sequence[str] = ("autoencoder", "uir", "lqa", "text_adapter"),
+) -> dict[str, torch.nn.Module]:
+    """The config's modules ``names`` with random weights, built on ``device``."""
     modules = {}
-    for name in ("autoencoder", "uir", "lqa", "text_adapter"):
+    for name in names:
         node = OmegaConf.to_container(cfg[name], resolve=True)
         node["_target_"] = RANDOM_TARGETS.get(node["_target_"], node["_target_"])
         if name == "uir":  # the preset named by `config`; checkpointing is the training bench's switch
@@ -112,9 +115,10 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.get("out_dir") or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     results: dict = {"config": OmegaConf.to_container(cfg, resolve=True), "device_name": _device_name(device),
                      "threads": torch.get_num_threads()}
-    if {"inference", "training"} & set(parts) and cfg.model is None:
-        if str(cfg.lqa.get("llm_pretrained", "")).startswith(str(cfg.tiny_dir)) and not Path(cfg.tiny_dir, "depictqa").is_dir():
-            save_tiny_depictqa(Path(cfg.tiny_dir) / "depictqa")
+    tiny_lqa = str(cfg.lqa.get("llm_pretrained", "")).startswith(str(cfg.tiny_dir))
+    if {"inference", "training"} & set(parts) and cfg.model is None and tiny_lqa \
+            and not Path(cfg.tiny_dir, "depictqa").is_dir():
+        save_tiny_depictqa(Path(cfg.tiny_dir) / "depictqa")
     if "inference" in parts:
         loop = LoopConfig(**OmegaConf.to_container(cfg.inference.loop, resolve=True))
         fast = OmegaConf.to_container(cfg.inference.fast, resolve=True)
@@ -137,7 +141,8 @@ def run(cfg: DictConfig) -> dict:
         if cfg.model is not None:
             raise ValueError("the training benchmark builds random-init modules of the config: leave model=null")
         t = cfg.training
-        modules = random_modules(cfg, device)
+        needed = sorted({name for stage in t.stages for name in REQUIRED_MODULES.get(stage, ())})
+        modules = random_modules(cfg, device, needed)  # only what the stages use (memory)
         rows = [bench_training(stage, modules, batch=t.batch, resolution=cfg.resolution, device=device,
                                mixed_precision=t.mixed_precision, steps=cfg.repeats, warmup=cfg.warmup,
                                gradient_checkpointing=t.gradient_checkpointing, fused_adamw=t.fused_adamw,

@@ -9,7 +9,7 @@ import torch
 from helpers import ROOT, load_script
 from hydra import compose, initialize_config_dir
 
-from rar.perf.inference import STAGES
+from rar.eval.method import STAGES
 from rar.pipeline.fast_paths import FastPaths
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.tiny import save_tiny_rar_model

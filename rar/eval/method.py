@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-STAGES: tuple[str, ...] = ("encode", "assess", "restore", "compare", "decode")
+STAGES: tuple[str, ...] = ("preprocess", "encode", "assess", "restore", "compare", "decode")
 """Loop stages of RAR, in the order the timing table lists them (paper Table 7)."""
 
 

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
-from rar.degradations import AGENTICIR_DEGRADATIONS, AGENTICIR_GROUPS, combination_name, degrade, imresize
+from rar.degradations import (
+    AGENTICIR_DEGRADATIONS,
+    AGENTICIR_GROUPS,
+    combination_name,
+    degrade,
+    imresize,
+)
 
 
 @dataclass

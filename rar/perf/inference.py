@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from rar.eval.method import STAGES
 from rar.perf.degradations import sample_photo
 from rar.pipeline.base import InferencePipeline
-
-STAGES = ("preprocess", "encode", "assess", "restore", "compare", "decode")
 
 
 @dataclass

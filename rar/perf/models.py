@@ -20,7 +20,12 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
 
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.architectures import clip_vit_l14_config, vicuna_7b_v15_config
@@ -30,11 +35,11 @@ from rar.lqa.model import DepictQA, ImageSpace
 from rar.lqa.tiny import degradation_phrases, template_corpus, train_word_tokenizer
 from rar.uir.autoencoders import KLAutoencoder, build_kl_autoencoder
 
-SD35_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False,
-)
+SD35_VAE = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 16, "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "layers_per_block": 2, "use_quant_conv": False, "use_post_quant_conv": False,
+}
 """``AutoencoderKL`` arguments of the SD3.5 VAE (Medium and Large share it)."""
 
 ARCHITECTURES: dict[str, Callable[[], object]] = {

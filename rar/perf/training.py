@@ -82,7 +82,13 @@ from rar.data.batch import RestorationBatch, RestorationSample
 from rar.degradations import DegradationLabel
 from rar.lqa.datasets import LQABatch, SyntheticIQADataset, collate_lqa
 from rar.lqa.model import DepictQA
-from rar.perf.flops import llama_forward_flops, mfu, mmdit_forward_flops, peak_flops, training_flops
+from rar.perf.flops import (
+    llama_forward_flops,
+    mfu,
+    mmdit_forward_flops,
+    peak_flops,
+    training_flops,
+)
 from rar.pipeline.fast_paths import FastPaths
 from rar.training.phases import matching_parameters, set_trainable
 from rar.training.stage import Stage

@@ -53,7 +53,11 @@ from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 from rar.lqa.text_adapter import TextAdapter
 from rar.training.stage import Stage, StepOutput
-from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_batch, reference_scores
+from rar.training.stages.round_comparison import (
+    REFERENCE_METRICS,
+    comparison_batch,
+    reference_scores,
+)
 from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder

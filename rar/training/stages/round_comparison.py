@@ -31,7 +31,9 @@ def reference_scores(images: torch.Tensor, hq: torch.Tensor, metric: str) -> tor
     if images.shape != hq.shape:
         raise ValueError(f"images {tuple(images.shape)} and references {tuple(hq.shape)} differ in shape")
     if metric == "ssim":
-        from pyiqa.archs.ssim_arch import SSIM  # pyiqa's import is heavy; only this metric needs it
+        from pyiqa.archs.ssim_arch import (
+            SSIM,  # pyiqa's import is heavy; only this metric needs it
+        )
 
         return SSIM()(images.float(), hq.float()).float()
     return psnr(images, hq)
