@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from rar.pipeline import NaivePipeline, RARPipeline, RestoreResult
 from rar.pipeline.config import STOP_RULES
+from rar.pipeline.fast_paths import ATTENTION_BACKENDS, AUTOCAST_DTYPES
 from rar.pipeline.montage import round_montage
 from rar.pipeline.prompts import PROMPT_POOLS
 from rar.utils.image_io import ImageLoadError, list_images, load_image, save_image
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         loop.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
     loop.add_argument("--stop", choices=STOP_RULES, default=None)
     loop.add_argument("--prompt-pool", choices=PROMPT_POOLS, default=None)
+    fast = parser.add_argument_group("fast paths (rar/pipeline/fast_paths.py; change speed, not the method)")
+    fast.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES), default=None, help="run under torch.autocast")
+    fast.add_argument("--attention", choices=sorted(ATTENTION_BACKENDS), default="auto", help="SDPA kernels allowed")
+    fast.add_argument("--compile-uir", action="store_true", help="torch.compile the UIR forward")
+    fast.add_argument("--merge-lora", action="store_true", help="fold the LQA's LoRA into the LLM while decoding")
     return parser
 
 
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     cls = RARPipeline if args.pipeline == "rar" else NaivePipeline
     try:
         pipe = cls.from_pretrained(args.model, device=device, dtype=args.dtype, **settings)
+        pipe.set_fast_paths({"autocast": args.autocast, "attention": args.attention,
+                             "compile_uir": args.compile_uir, "merge_lora": args.merge_lora})
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise SystemExit(f"error: cannot load {args.model}: {error}") from error
     args.output.mkdir(parents=True, exist_ok=True)

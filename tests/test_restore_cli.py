@@ -82,3 +82,14 @@ def test_single_file_with_loop_settings(model, inputs, tmp_path):
     record = json.loads((out / "rgb_a.json").read_text())
     assert len(record["rounds"]) == 2 and record["stopped_by"] == "max_rounds"
     assert load_image(out / "rgb_a.png").shape == (3, 19, 26)
+
+
+def test_fast_path_flags_reach_the_pipeline(model, inputs, tmp_path, monkeypatch):
+    restore = load_script("restore")
+    seen = []
+    original = restore.RARPipeline.set_fast_paths
+    monkeypatch.setattr(restore.RARPipeline, "set_fast_paths", lambda self, fast: seen.append(fast) or original(self, fast))
+    code = restore.main([str(model), str(inputs / "rgb_a.png"), "--output", str(tmp_path / "fast"), "--no-progress",
+                         "--attention", "math", "--merge-lora"])
+    assert code == 0 and (tmp_path / "fast" / "rgb_a.png").is_file()
+    assert seen[-1] == {"autocast": None, "attention": "math", "compile_uir": False, "merge_lora": True}
