@@ -40,6 +40,7 @@ from rar.eval.results import (
     read_results,
     summarize,
 )
+from rar.pipeline.timing import synchronize
 from rar.utils.image_io import load_image, save_image
 
 IMAGES_DIR = "images"
@@ -59,10 +60,6 @@ class ShardProgress:
     rescored: int
     restored: int
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _batches(items: Sequence[EvalItem], batch_size: int) -> Iterator[tuple[list[EvalItem], torch.Tensor]]:
@@ -194,11 +191,11 @@ def _restored(
         return
     for group, lq in _batches(items, batch_size):
         lq = lq.to(device)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         with torch.no_grad():
             out = method.restore(lq)
-        _sync(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         if out.images.shape[0] != len(group):
             raise ValueError(f"method returned {out.images.shape[0]} images for a batch of {len(group)}")

@@ -20,6 +20,7 @@ from rar.degradations import (
     degrade,
     imresize,
 )
+from rar.pipeline.timing import synchronize
 
 
 @dataclass
@@ -57,20 +58,16 @@ def sample_photo(size: int, batch: int, device: torch.device) -> torch.Tensor:
     return img.expand(batch, -1, -1, -1).contiguous().to(device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def time_combination(img: torch.Tensor, names: tuple[str, ...], repeats: int, seed: int) -> float:
     """Seconds for ``repeats`` calls of ``degrade`` on ``img`` (after one warm-up call)."""
     generator = torch.Generator(device=img.device).manual_seed(seed)
     degrade(img, names, generator)
-    _sync(img.device)
+    synchronize(img.device)
     start = time.perf_counter()
     for _ in range(repeats):
         degrade(img, names, generator)
-    _sync(img.device)
+    synchronize(img.device)
     return time.perf_counter() - start
 
 

@@ -17,6 +17,7 @@ import torch
 from rar.eval.method import STAGES
 from rar.perf.degradations import sample_photo
 from rar.pipeline.base import InferencePipeline
+from rar.pipeline.timing import synchronize
 
 
 @dataclass
@@ -41,10 +42,6 @@ class InferenceBench:
     peak_memory_bytes: int | None
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def bench_inference(
     pipe: InferencePipeline, batch: int, resolution: int, repeats: int = 3, warmup: int = 1,
@@ -60,14 +57,14 @@ def bench_inference(
         torch.cuda.reset_peak_memory_stats(device)
     stages = dict.fromkeys(STAGES, 0.0)
     rounds = 0
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         result = pipe(lq)
         for name, seconds in result.seconds.items():
             stages[name] = stages.get(name, 0.0) + seconds
         rounds += sum(len(t.rounds) for t in result.trajectories)
-    _sync(device)
+    synchronize(device)
     wall = (time.perf_counter() - start) / repeats
     n = batch * repeats
     return InferenceBench(

@@ -84,6 +84,7 @@ from rar.perf.flops import (
     peak_flops,
 )
 from rar.pipeline.fast_paths import FastPaths
+from rar.pipeline.timing import synchronize
 from rar.training.phases import matching_parameters, set_trainable
 from rar.training.stage import Stage
 from rar.training.stages.joint import JointStage
@@ -281,10 +282,6 @@ def _check(stage: str, modules: Mapping[str, nn.Module], batch: int, resolution:
                          "(fp16 needs a loss scaler and is not benchmarked)")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 # ----------------------------------------------------------------------------- benchmark
 def bench_training(
@@ -361,13 +358,13 @@ def bench_training(
 
         for _ in range(warmup):
             step()
-        _sync(device)
+        synchronize(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         with tracer:
             start = time.perf_counter()
             losses = [step() for _ in range(steps)]
-            _sync(device)
+            synchronize(device)
             seconds = (time.perf_counter() - start) / steps
         peak_memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         n_trainable = sum(p.numel() for p in params)

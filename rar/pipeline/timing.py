@@ -14,6 +14,12 @@ from contextlib import contextmanager
 import torch
 
 
+def synchronize(device: torch.device | None) -> None:
+    """Wait for ``device``'s queued kernels (CUDA); nothing on CPU or ``None``."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class StageClock:
     """Accumulates seconds per stage name.
 
@@ -27,10 +33,6 @@ class StageClock:
         self._stack: list[str] = []
         self._since = 0.0
 
-    def _sync(self) -> None:
-        if self.device is not None and self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def _charge(self) -> None:
         now = time.perf_counter()
         if self._stack:
@@ -41,13 +43,13 @@ class StageClock:
     @contextmanager
     def section(self, name: str) -> Iterator[None]:
         """Time the body as ``name``; time spent in nested sections goes to those instead."""
-        self._sync()
+        synchronize(self.device)
         self._charge()
         self._stack.append(name)
         try:
             yield
         finally:
-            self._sync()
+            synchronize(self.device)
             self._charge()
             self._stack.pop()
 
