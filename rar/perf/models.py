@@ -33,6 +33,7 @@ from rar.lqa.factory import assemble_depictqa, build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.model import DepictQA, ImageSpace
 from rar.lqa.tiny import degradation_phrases, template_corpus, train_word_tokenizer
+from rar.pipeline.module_io import parse_dtype
 from rar.uir.autoencoders import KLAutoencoder, build_kl_autoencoder
 
 SD35_VAE = {
@@ -49,9 +50,6 @@ ARCHITECTURES: dict[str, Callable[[], object]] = {
     "stabilityai/stable-diffusion-3.5-large": lambda: SD35_VAE,
 }
 """Weights reference (hub id) → its architecture (a transformers config or diffusers arguments)."""
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def _architecture(reference: str, kind: str):
     if reference not in ARCHITECTURES:
@@ -79,7 +77,7 @@ def random_kl_autoencoder(
                                     torch_dtype=torch_dtype)
     vae = AutoencoderKL(**_architecture(pretrained, "VAE"))
     if torch_dtype is not None:
-        vae.to(_DTYPES[torch_dtype])
+        vae.to(parse_dtype(torch_dtype))
     return KLAutoencoder(vae, scaling_factor if scaling_factor is not None else 1.0, shift_factor or 0.0,
                          sample_posterior)
 
@@ -116,7 +114,7 @@ def random_depictqa(
                          f"vocabulary of {llm_config.vocab_size}")
     llm_config.bos_token_id, llm_config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(_DTYPES[dtype])  # build in the storage dtype: no fp32 copy of 7B weights
+    torch.set_default_dtype(parse_dtype(dtype))  # build in the storage dtype: no fp32 copy of 7B weights
     try:
         llm = LlamaForCausalLM(llm_config)
         clip = None
