@@ -24,20 +24,12 @@ from transformers import AutoTokenizer, CLIPModel
 
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
-from rar.eval.method import MethodOutput
+from rar.pipeline.base import PixelStatePipeline
 from rar.pipeline.components import load_sd3_text
-from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder
-from rar.pipeline.geometry import (
-    check_images,
-    max_image_side,
-    pad_to_multiple,
-)
-from rar.pipeline.loop import run_rounds
 from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.naive import PixelWiring
-from rar.pipeline.results import RestoreResult
 from rar.pipeline.timing import StageClock
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
@@ -145,7 +137,7 @@ class CLIPDegradationClassifier(nn.Module):
         return ClipLabels([self.labels[i] for i in probs.argmax(dim=-1).tolist()], probs)
 
 
-class ClipIQAPipeline(InferencePipeline):
+class ClipIQAPipeline(PixelStatePipeline):
     """CLIP label → SD3.5 text encoders → restore → decode → repeat (``stop="fixed"`` only).
 
     Args:
@@ -231,23 +223,8 @@ class ClipIQAPipeline(InferencePipeline):
         return cls(parts["autoencoder"], parts["uir"], parts["classifier"], parts["conditioner"], config,
                    cache_text=cache_text)
 
-    @torch.no_grad()
-    def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
-        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]``; each round's text is the CLIP label;
-        ``return_latents`` keeps each round's output image (padded, CPU), as the naive pipeline does."""
-        check_images(lq, max_image_side(self.autoencoder, self.uir))
-        clock = StageClock(self.device)
-        height, width = lq.shape[-2:]
-        x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
-        outcome = run_rounds(x, _ClipWiring(self, clock), self.config, clock, keep_states=return_latents)
-        return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
-
-    def restore(self, lq: torch.Tensor) -> MethodOutput:
-        return self(lq).to_method_output()
-
-    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size``."""
-        return state[:, : size[0], : size[1]].cpu()
+    def wiring(self, clock: StageClock) -> _ClipWiring:
+        return _ClipWiring(self, clock)
 
 
 class _ClipWiring(PixelWiring):

@@ -21,25 +21,21 @@ import torch
 
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner
-from rar.eval.method import MethodOutput
 from rar.lqa.model import DepictQA
 from rar.pipeline.assess import identify
-from rar.pipeline.base import InferencePipeline
+from rar.pipeline.base import PixelStatePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.folder import read_model_folder
-from rar.pipeline.geometry import check_images, max_image_side, pad_to_multiple
-from rar.pipeline.loop import run_rounds
 from rar.pipeline.module_io import parse_dtype, realign
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.prompts import identification_question
-from rar.pipeline.results import RestoreResult
 from rar.pipeline.timing import StageClock
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
 
 
-class NaivePipeline(InferencePipeline):
+class NaivePipeline(PixelStatePipeline):
     """Pixel IQA → text → text encoders → restore → decode → repeat.
 
     Args:
@@ -98,23 +94,8 @@ class NaivePipeline(InferencePipeline):
         return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["conditioner"],
                    folder.config.replace(**loop_settings), cache_text=cache_text)
 
-    @torch.no_grad()
-    def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
-        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]``; ``return_latents`` keeps each round's output
-        image (padded, CPU) in the trajectories' ``latent`` field (same call as RARPipeline)."""
-        check_images(lq, max_image_side(self.autoencoder, self.uir))
-        clock = StageClock(self.device)
-        height, width = lq.shape[-2:]
-        x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
-        outcome = run_rounds(x, PixelWiring(self, clock), self.config, clock, keep_states=return_latents)
-        return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
-
-    def restore(self, lq: torch.Tensor) -> MethodOutput:
-        return self(lq).to_method_output()
-
-    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size``."""
-        return state[:, : size[0], : size[1]].cpu()
+    def wiring(self, clock: StageClock) -> PixelWiring:
+        return PixelWiring(self, clock)
 
 
 class PixelWiring:

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from rar.conditioning.condition import Condition
-from rar.eval.method import MethodOutput
 from rar.lqa.model import DepictQA
 from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.assess import identify
@@ -103,15 +102,11 @@ class RARPipeline(InferencePipeline):
                 check_images(lq, max_image_side(self.autoencoder, self.uir))
                 x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
             with clock.section("encode"):
-                z = self.autoencoder.encode(x).float()
+                z = self.autoencoder.encode(x)
             outcome = run_rounds(z, _LatentWiring(self, clock), self.config, clock, keep_states=return_latents)
             with clock.section("decode"):
-                images = self.autoencoder.decode(outcome.states, size=size).float().clamp(0, 1)
+                images = self.autoencoder.decode(outcome.states, size=size).clamp(0, 1)
         return RestoreResult(images, outcome.trajectories, dict(clock.seconds))
-
-    def restore(self, lq: torch.Tensor) -> MethodOutput:
-        """The evaluation harness's :class:`rar.eval.method.Method` protocol."""
-        return self(lq).to_method_output()
 
     @torch.no_grad()
     def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
