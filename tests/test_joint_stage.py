@@ -291,3 +291,38 @@ def test_comparison_term_trains_the_lqa_on_its_own_rounds(tiny_dir):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
     with pytest.raises(ValueError, match="compare_metric"):
         make_stage(tiny_dir, compare_weight=1.0, compare_metric="lpips")
+
+
+def _labelled_batch():
+    """FixedPairs with degradation labels, as a RestorationBatch."""
+    from rar.data.batch import RestorationBatch
+    from rar.degradations import DegradationLabel
+
+    pairs = FixedPairs().batch()
+    labels = [[DegradationLabel("dark", {}, "medium")] if i % 2 == 0 else [DegradationLabel("haze", {}, "medium")]
+              for i in range(len(pairs.lq))]
+    return RestorationBatch(pairs.lq, pairs.hq, labels, [f"img{i}" for i in range(len(labels))], ["fixed"] * len(labels))
+
+
+def test_assessment_term_trains_the_lqa_on_records_of_the_batch(tiny_dir):
+    stage = make_stage(tiny_dir, qa_weight=0.5)
+    names = matching_parameters(stage, TRAINABLE)
+    set_trainable(stage, names)
+    calls = []
+    inner = stage.lqa.forward
+    stage.lqa.forward = lambda layouts, images, space=None: calls.append(
+        ([layout.task_type for layout in layouts], images.shape)) or inner(layouts, images, space=space)
+    torch.manual_seed(3)
+    out = stage(_labelled_batch())
+    assert {"loss_flow", "loss_qa", "qa_token_acc"} <= set(out.logs)
+    assert out.loss.item() == pytest.approx(out.logs["loss_flow"] + 0.5 * out.logs["loss_qa"], rel=1e-5)
+    (tasks, shape), = calls  # one answer-loss pass: one record per example, latents of their images
+    n_images = sum(2 if t.startswith("quality_compare") else 1 for t in tasks)
+    assert len(tasks) == 4 and shape == torch.Size([n_images, 48, 4, 4])
+    out.loss.backward()
+    lora = [p for n, p in stage.named_parameters() if n in set(names) and "lora_" in n]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
+    with pytest.raises(ValueError, match="degradation labels"):
+        stage(FixedPairs().batch())
+    with pytest.raises(ValueError, match="qa_weight"):
+        make_stage(tiny_dir, qa_weight=-1.0)

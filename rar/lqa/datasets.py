@@ -154,66 +154,50 @@ def _label_text(labels) -> str:
     return describe(labels)
 
 
-class SyntheticIQADataset(Dataset):
-    """DepictQA-style identification and comparison records from degraded crops.
+class IQARecords:
+    """Draws one DepictQA-style identification or comparison record from a restoration sample.
+
+    The record recipe of :class:`SyntheticIQADataset`, usable on its own wherever degraded/clean
+    pairs with labels are at hand (the ``joint`` stage's assessment loss builds records from its
+    training batch with it).
 
     Args:
-        source: a dataset of restoration samples (``.lq``, ``.hq`` ``[3, H, W]``, ``.labels``),
-            e.g. :class:`rar.data.synthetic.SyntheticDataset`; LQ and HQ must have one size.
         p_compare: probability that a record is a comparison (else identification).
         p_clean: probability that an identification record shows the clean crop.
         p_single: probability of the single-word question/answer form (DepictQA: 0.5).
         p_compare_clean: probability that the better comparison image is the clean crop.
         vary_questions: draw questions from DepictQA's template lists; False asks only the two
             questions the assessment API uses.
-        seed: seed of the record choices (crops and degradations are seeded by ``source``).
         describe: labels → phrase (default :func:`rar.degradations.describe`, e.g. "noise, haze").
     """
 
     def __init__(
         self,
-        source: Dataset,
         p_compare: float = 0.5,
         p_clean: float = 0.1,
         p_single: float = 0.5,
         p_compare_clean: float = 0.5,
         vary_questions: bool = True,
-        seed: int = 0,
         describe: Callable[[list], str] | None = None,
     ) -> None:
         for name, p in (("p_compare", p_compare), ("p_clean", p_clean), ("p_single", p_single),
                         ("p_compare_clean", p_compare_clean)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
-        self.source = source
         self.p_compare, self.p_clean = p_compare, p_clean
         self.p_single, self.p_compare_clean = p_single, p_compare_clean
         self.vary_questions = vary_questions
-        self.seed = int(seed)
-        self.epoch = 0
         self.describe = describe or _label_text
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-        if hasattr(self.source, "set_epoch"):
-            self.source.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def collate(self, samples: Sequence[LQASample]) -> LQABatch:
-        return collate_lqa(samples)
-
-    def __getitem__(self, index: int) -> LQASample:
-        sample = self.source[index]
+    def draw(self, sample, rid: str, generator: torch.Generator | None = None) -> LQASample:
+        """One record of ``sample`` (``.lq``, ``.hq`` ``[3, H, W]`` of one size, ``.labels``), its
+        choices drawn from ``generator`` (the global RNG when None); ``rid`` names the record."""
         if sample.lq.shape != sample.hq.shape:
             raise ValueError(f"LQ {tuple(sample.lq.shape)} and HQ {tuple(sample.hq.shape)} differ; "
                              "use resize_lq_to_hq=True in the source dataset")
-        g = item_generator("lqa-records", self.seed, self.epoch, index)
-        u = torch.rand(6, generator=g).tolist()
-        template = int(torch.randint(0, len(IDENTIFY_TEMPLATES), (1,), generator=g))
+        u = torch.rand(6, generator=generator).tolist()
+        template = int(torch.randint(0, len(IDENTIFY_TEMPLATES), (1,), generator=generator))
         single = u[1] < self.p_single
-        rid = f"{getattr(sample, 'name', 'sample')}-{self.epoch}-{index}"
         if u[0] < self.p_compare:
             return self._compare(sample, u, template, single, rid)
         return self._identify(sample, u, template, single, rid)
@@ -250,3 +234,47 @@ class SyntheticIQADataset(Dataset):
         else:
             turns = [Turn("human", question), Turn("gpt", brief.format(letter))]
         return LQASample(build_layout(COMPARE_TASK, turns), images, 1.0 if a_better else 0.0, f"{rid}-compare", texts)
+
+
+class SyntheticIQADataset(Dataset):
+    """DepictQA-style identification and comparison records from degraded crops.
+
+    Args:
+        source: a dataset of restoration samples (``.lq``, ``.hq`` ``[3, H, W]``, ``.labels``),
+            e.g. :class:`rar.data.synthetic.SyntheticDataset`; LQ and HQ must have one size.
+        p_compare, p_clean, p_single, p_compare_clean, vary_questions, describe: the record
+            recipe (:class:`IQARecords`).
+        seed: seed of the record choices (crops and degradations are seeded by ``source``).
+    """
+
+    def __init__(
+        self,
+        source: Dataset,
+        p_compare: float = 0.5,
+        p_clean: float = 0.1,
+        p_single: float = 0.5,
+        p_compare_clean: float = 0.5,
+        vary_questions: bool = True,
+        seed: int = 0,
+        describe: Callable[[list], str] | None = None,
+    ) -> None:
+        self.records = IQARecords(p_compare, p_clean, p_single, p_compare_clean, vary_questions, describe)
+        self.source = source
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.source, "set_epoch"):
+            self.source.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def collate(self, samples: Sequence[LQASample]) -> LQABatch:
+        return collate_lqa(samples)
+
+    def __getitem__(self, index: int) -> LQASample:
+        sample = self.source[index]
+        g = item_generator("lqa-records", self.seed, self.epoch, index)
+        return self.records.draw(sample, f"{getattr(sample, 'name', 'sample')}-{self.epoch}-{index}", g)
