@@ -50,7 +50,6 @@ The LQA always reads latents (its image adapter), never decoded pixels.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pathlib
 from dataclasses import dataclass
@@ -59,17 +58,13 @@ import torch
 from torchvision.utils import make_grid
 
 from rar.conditioning.condition import Condition
-from rar.data.batch import RestorationSample
-from rar.lqa.datasets import IQARecords, collate_lqa
+from rar.lqa.datasets import IQARecords
 from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 from rar.lqa.text_adapter import TextAdapter
-from rar.training.stage import Stage, StepOutput
-from rar.training.stages.round_comparison import (
-    REFERENCE_METRICS,
-    comparison_batch,
-    reference_scores,
-)
+from rar.training.stage import Stage, StepOutput, train_mode
+from rar.training.stages.lqa_common import assessment_loss
+from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_loss, own_rounds
 from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
@@ -117,17 +112,6 @@ def answer_hidden(lqa: DepictQA, latents: torch.Tensor, tokens: torch.Tensor) ->
     answer = lqa.base_llm.get_input_embeddings()(tokens).to(prompt.dtype)
     hidden = lqa.base_llm.model(inputs_embeds=torch.cat([prompt, answer], dim=1)).last_hidden_state
     return hidden[:, prompt.shape[1]:]
-
-
-@contextlib.contextmanager
-def _mode(module: torch.nn.Module, training: bool):
-    """Put ``module`` in train/eval mode for the block, then restore its mode."""
-    was = module.training
-    module.train(training)
-    try:
-        yield
-    finally:
-        module.train(was)
 
 
 class JointStage(Stage):
@@ -247,7 +231,7 @@ class JointStage(Stage):
     @torch.no_grad()
     def assess(self, latents: torch.Tensor) -> Assessment:
         """Greedy identification of ``latents`` with the LQA in eval mode (deterministic answers)."""
-        with _mode(self.lqa, False):
+        with train_mode(self.lqa, False):
             return self.lqa.assess(latents, space="latent")
 
     def condition(self, latents: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> Condition:
@@ -255,7 +239,7 @@ class JointStage(Stage):
         that :meth:`assess` decoded (teacher-forced, :func:`answer_hidden`)."""
         keep = int(mask.any(0).nonzero().max()) + 1  # drop all-padding columns
         tokens, mask = tokens[:, :keep], mask[:, :keep]
-        with _mode(self.lqa, self.lqa_dropout and self.training):
+        with train_mode(self.lqa, self.lqa_dropout and self.training):
             hidden = answer_hidden(self.lqa, latents, tokens)
         return self.text_adapter(hidden, mask)
 
@@ -337,40 +321,18 @@ class JointStage(Stage):
         return StepOutput(loss, logs)
 
     def qa_loss(self, batch, lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """DepictQA's answer loss on one record per example of the batch (identification of the
-        degraded crop or a comparison with a cleaner version of it; :class:`IQARecords`), drawn
-        from the global torch RNG (whose state the checkpoints save with Accelerate's save_state)."""
-        labels = getattr(batch, "labels", None)
-        if labels is None:
-            raise ValueError("qa_weight > 0 needs batches with degradation labels (a RestorationBatch)")
-        names = getattr(batch, "names", None) or ["sample"] * len(labels)
-        records = [self.qa_records.draw(RestorationSample(lq[i], hq[i], labels[i], names[i], ""), f"{names[i]}-{i}")
-                   for i in range(len(labels))]
-        qa = collate_lqa(records)
-        with torch.no_grad():
-            z = self.autoencoder.encode(qa.images.to(lq.device))
-        with _mode(self.lqa, self.lqa_dropout and self.training):
-            out = self.lqa(qa.layouts, z, space="latent")
-        return out.loss, {"loss_qa": float(out.loss.detach()), "qa_token_acc": float(out.accuracy)}
+        """DepictQA's answer loss on one record per example of the batch (:func:`assessment_loss`)."""
+        with train_mode(self.lqa, self.lqa_dropout and self.training):
+            return assessment_loss(self.autoencoder, self.lqa, self.qa_records, batch, lq, hq)
 
     def compare_loss(self, z_lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The LQA's answer loss on ``(round output, round input)`` pairs of ``compare_rounds``
         inference rounds from ``z_lq`` (rolled out as inference does, without gradients)."""
-        with torch.no_grad(), _mode(self.text_adapter, False):
-            states = [z_lq]
-            for _ in range(self.compare_rounds):
-                a = self.assess(states[-1])
-                cond = self.text_adapter(a.hidden, a.mask)
-                states.append(integrate(self.uir, states[-1], cond, steps=self.compare_steps).latent)
-            scores = [reference_scores(self.autoencoder.decode(s, size=hq.shape[-2:]), hq, self.compare_metric)
-                      for s in states]
-        new, old = torch.cat(states[1:]), torch.cat(states[:-1])
-        pairs = comparison_batch(new, old, torch.cat(scores[1:]), torch.cat(scores[:-1]), self.lqa.compare_question)
-        images = torch.stack([pairs.image_a, pairs.image_b], dim=1).flatten(0, 1)
-        with _mode(self.lqa, self.lqa_dropout and self.training):
-            out = self.lqa(pairs.layouts, images, space="latent")
-        return out.loss, {"loss_compare": float(out.loss.detach()), "compare_accuracy": float(out.accuracy),
-                          "new_better_rate": float(pairs.new_is_better.float().mean())}
+        rounds = own_rounds(self.autoencoder, self.lqa, self.text_adapter, self.uir, z_lq, hq,
+                            self.compare_rounds, self.compare_steps, self.compare_metric)
+        pairs = rounds.pairs(self.lqa.compare_question)
+        with train_mode(self.lqa, self.lqa_dropout and self.training):
+            return comparison_loss(self.lqa, pairs)
 
     @torch.no_grad()
     def _logs(self, v, target, weight, seg, z_k, z_lq, z_hq) -> dict[str, float]:

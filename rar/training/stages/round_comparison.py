@@ -1,4 +1,5 @@
-"""Comparison supervision on the restorer's own rounds (an option of the ``joint`` stage; ours).
+"""Comparison supervision on the restorer's own rounds (the ``lqa_compare`` stage and an option of
+``joint``; ours).
 
 At inference the stop rule asks the LQA whether a round's output beats the round's input
 (``p_better(new, over=old)``). The LQA learned comparison in ``lqa_finetune`` on synthetic pairs
@@ -8,7 +9,8 @@ example (no gradients: assess once, integrate ``[0, 1]`` in ``compare_steps`` Eu
 each pair ``(round output, round input)`` by a full-reference metric against the clean image, and
 adds the LQA's answer loss on the comparison prompt (``"Image A"`` / ``"Image B"``, the order drawn
 at random so the answer carries no position bias). The paper trains the joint stage with the flow
-loss only; ``compare_weight = 0`` (the default) is exactly that.
+loss only; ``compare_weight = 0`` (the default) is exactly that. The ``lqa_compare`` stage
+(:mod:`rar.training.stages.lqa_compare`) trains on the same pairs alone, after ``joint``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ from dataclasses import dataclass
 
 import torch
 
+from rar.lqa.model import DepictQA
 from rar.lqa.prompts import COMPARE_TASK, PromptLayout, Turn, build_layout
+from rar.lqa.text_adapter import TextAdapter
+from rar.training.stage import train_mode
 from rar.training.stages.uir import psnr
+from rar.uir.autoencoders import LatentAutoencoder
+from rar.uir.backbones import UIRModel
+from rar.uir.sampler import integrate
 
 REFERENCE_METRICS = ("ssim", "psnr")
 
@@ -75,3 +83,67 @@ def comparison_batch(
     layouts = [build_layout(COMPARE_TASK, [Turn("human", question), Turn("gpt", "Image A" if a else "Image B")])
                for a in a_better.tolist()]
     return ComparisonBatch(torch.where(pick, old, new), torch.where(pick, new, old), a_better, new_better, layouts)
+
+
+@dataclass
+class OwnRounds:
+    """Inference rounds rolled out from a batch of degraded latents.
+
+    Attributes:
+        states: ``R + 1`` latents ``[B, C, h, w]``: ``z_lq`` then each round's output.
+        scores: ``R + 1`` full-reference scores ``[B]`` of those states against the clean images.
+    """
+
+    states: list[torch.Tensor]
+    scores: list[torch.Tensor]
+
+    def pairs(
+        self, question: str, balance: bool = False, generator: torch.Generator | None = None
+    ) -> ComparisonBatch:
+        """Every ``(round output, round input)`` pair laid out for the comparison prompt; with
+        ``balance`` only as many pairs of the commoner verdict as of the rarer one are kept
+        (drawn at random; all pairs when one verdict is missing)."""
+        new, old = torch.cat(self.states[1:]), torch.cat(self.states[:-1])
+        new_score, old_score = torch.cat(self.scores[1:]), torch.cat(self.scores[:-1])
+        if balance:
+            keep = balanced_rows(new_score > old_score, generator).to(new.device)
+            new, old, new_score, old_score = new[keep], old[keep], new_score[keep], old_score[keep]
+        return comparison_batch(new, old, new_score, old_score, question, generator)
+
+
+def balanced_rows(flags: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices (sorted) of every row of the rarer value of ``flags [N]`` (bool) and as many rows of
+    the commoner value drawn at random; all rows when one value does not occur."""
+    flags = flags.cpu()
+    yes, no = flags.nonzero().squeeze(1), (~flags).nonzero().squeeze(1)
+    if len(yes) == 0 or len(no) == 0:
+        return torch.arange(len(flags))
+    rare, common = (yes, no) if len(yes) <= len(no) else (no, yes)
+    drawn = common[torch.randperm(len(common), generator=generator)[: len(rare)]]
+    return torch.cat([rare, drawn]).sort().values
+
+
+@torch.no_grad()
+def own_rounds(
+    autoencoder: LatentAutoencoder, lqa: DepictQA, text_adapter: TextAdapter, uir: UIRModel,
+    z_lq: torch.Tensor, hq: torch.Tensor, rounds: int, steps: int, metric: str,
+) -> OwnRounds:
+    """Roll out ``rounds`` inference rounds from ``z_lq [B, C, h, w]`` as the RAR loop does (assess
+    with the LQA in eval mode, condition through the text adapter, integrate ``[0, 1]`` in
+    ``steps`` Euler steps), and score every state against ``hq [B, 3, H, W]`` with ``metric``."""
+    states = [z_lq]
+    with train_mode(lqa, False), train_mode(text_adapter, False):
+        for _ in range(rounds):
+            answer = lqa.assess(states[-1], space="latent")
+            cond = text_adapter(answer.hidden, answer.mask)
+            states.append(integrate(uir, states[-1], cond, steps=steps).latent)
+    scores = [reference_scores(autoencoder.decode(s, size=hq.shape[-2:]).clamp(0, 1), hq, metric) for s in states]
+    return OwnRounds(states, scores)
+
+
+def comparison_loss(lqa: DepictQA, pairs: ComparisonBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """The LQA's answer loss on comparison pairs (in its current mode), with accuracy logs."""
+    images = torch.stack([pairs.image_a, pairs.image_b], dim=1).flatten(0, 1)
+    out = lqa(pairs.layouts, images, space="latent")
+    return out.loss, {"loss_compare": float(out.loss.detach()), "compare_accuracy": float(out.accuracy),
+                      "new_better_rate": float(pairs.new_is_better.float().mean())}
