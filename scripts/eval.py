@@ -103,6 +103,7 @@ def run(cfg: DictConfig) -> Summary | None:
     evaluate_shard(
         benchmark, method, metrics, run_dir, device=device, batch_size=cfg.batch_size,
         shard_index=shard_index, num_shards=num_shards, save_images=cfg.save_images,
+        upscale_inputs=cfg.method.upscale_inputs,
         progress=cfg.progress and (state.is_main_process or cfg.shard.num is not None),
     )
     state.wait_for_everyone()

@@ -206,3 +206,16 @@ def test_benchmark_rejects_clashing_outputs_and_shards_stride(tmp_path):
     shards = [benchmark.shard(i, 2) for i in range(2)]
     assert sorted(i.key for s in shards for i in s) == sorted(i.key for i in benchmark.items)
     assert [i.key for i in benchmark.head(1).items] == ["d2/a/img0.png", "d2/b/img0.png"]
+
+
+def test_upscale_inputs_hands_the_method_low_resolution_inputs_at_reference_size(tmp_path, fidelity):
+    benchmark = make_benchmark(tmp_path / "data")
+    small, big = CountingMethod(), CountingMethod()
+    evaluate_shard(benchmark, small, fidelity, tmp_path / "small", batch_size=8, progress=False)
+    evaluate_shard(benchmark, big, fidelity, tmp_path / "big", batch_size=8, progress=False, upscale_inputs=True)
+    assert small.calls == 2 and big.calls == 1  # 1/4-size inputs now match the others' size: one batch
+    before, after = read_results(tmp_path / "small"), read_results(tmp_path / "big")
+    assert before["d2/b/img0.png"].upscaled and not after["d2/b/img0.png"].upscaled
+    assert after["d2/b/img0.png"].output_size == [24, 24]
+    for key in before:  # the identity either way: the same x4 bicubic, applied before instead of after
+        assert after[key].metrics["psnr"] == pytest.approx(before[key].metrics["psnr"], abs=0.05)

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from rar.eval.benchmark import Benchmark, EvalItem
 from rar.eval.method import Method, MethodOutput, StoredOutputs
-from rar.eval.metrics import MetricSuite
+from rar.eval.metrics import MetricSuite, match_reference_size
 from rar.eval.report import write_montage, write_reports
 from rar.eval.results import (
     ImageResult,
@@ -62,12 +63,28 @@ class ShardProgress:
 
 
 
-def _batches(items: Sequence[EvalItem], batch_size: int) -> Iterator[tuple[list[EvalItem], torch.Tensor]]:
-    """Consecutive items with equal LQ sizes, at most ``batch_size`` at a time, with their LQ ``[B,3,h,w]``."""
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header."""
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def _batches(
+    items: Sequence[EvalItem], batch_size: int, upscale_inputs: bool = False
+) -> Iterator[tuple[list[EvalItem], torch.Tensor]]:
+    """Consecutive items with equal LQ sizes, at most ``batch_size`` at a time, with their LQ ``[B,3,h,w]``.
+
+    With ``upscale_inputs`` an LQ exactly 1/4 of its reference size is first brought to that size
+    (MATLAB bicubic ×4, clamped: the ×4 rule, applied before the method instead of after it).
+    """
     group: list[EvalItem] = []
     images: list[torch.Tensor] = []
     for item in items:
         lq = load_image(item.lq)
+        if upscale_inputs:
+            size = _image_size(item.hq)
+            if (4 * lq.shape[-2], 4 * lq.shape[-1]) == size:
+                lq = match_reference_size(lq, size, item.key)
         if images and (len(group) == batch_size or lq.shape != images[0].shape):
             yield group, torch.stack(images)
             group, images = [], []
@@ -107,6 +124,7 @@ def evaluate_shard(
     num_shards: int = 1,
     save_images: bool = True,
     progress: bool = True,
+    upscale_inputs: bool = False,
 ) -> ShardProgress:
     """Evaluate shard ``shard_index`` of ``num_shards`` of ``benchmark`` into ``run_dir`` (resumable).
 
@@ -118,6 +136,10 @@ def evaluate_shard(
         shard_index, num_shards: this process's share (strided over the items).
         save_images: save each output as ``images/<key>.png`` (needed for re-scoring and montage).
         progress: show a tqdm bar.
+        upscale_inputs: hand the method low-resolution inputs (exactly 1/4 of the reference size)
+            already upscaled ×4 (MATLAB bicubic), for methods trained on upsampled LQ such as RAR's
+            UIR (``resize_lq_to_hq``). Off: the method gets the small image and the ×4 rule
+            applies to its output.
     """
     if not isinstance(method, (Method, StoredOutputs)):
         raise TypeError(f"method must implement restore(lq) or check(keys)+load(key); got {type(method).__name__}")
@@ -155,7 +177,7 @@ def evaluate_shard(
         new.metrics = metrics.score(output, load_image(item.hq), item.key)
         record(old.updated(new))
 
-    for group, out, seconds in _restored(method, restore, batch_size, device):
+    for group, out, seconds in _restored(method, restore, batch_size, device, upscale_inputs):
         size = len(group)
         for i, item in enumerate(group):
             image = out.images[i].detach().float().cpu()
@@ -182,14 +204,18 @@ def evaluate_shard(
 
 
 def _restored(
-    method: Method | StoredOutputs, items: Sequence[EvalItem], batch_size: int, device: torch.device
+    method: Method | StoredOutputs,
+    items: Sequence[EvalItem],
+    batch_size: int,
+    device: torch.device,
+    upscale_inputs: bool,
 ) -> Iterator[tuple[list[EvalItem], MethodOutput, float | None]]:
     """Yield ``(items, output, method seconds)`` per batch; stored outputs are untimed (``None``)."""
     if isinstance(method, StoredOutputs):
         for item in items:
             yield [item], method.load(item.key), None
         return
-    for group, lq in _batches(items, batch_size):
+    for group, lq in _batches(items, batch_size, upscale_inputs):
         lq = lq.to(device)
         synchronize(device)
         start = time.perf_counter()
