@@ -18,8 +18,11 @@ trains the LQA's latent path (image adapter, LoRA) on:
   the batch (:func:`assessment_loss`), so the identification answer, whose hidden states condition
   the UIR, stays what the UIR was trained with.
 
-The paper has no such stage (its LQA is trained once, then jointly with the flow loss); it is the
-step ``scripts/tiny_experiment.sh`` runs after ``joint`` and the exported model comes from it.
+The paper has no such stage (its LQA is trained once, then jointly with the flow loss). On the tiny
+experiment it did not help (numbers in ``configs/stage/lqa_compare.yaml``): the ranking of helping
+over harmful rounds improved a little, but balanced pairs teach a 50% prior where about a third of
+the rounds help, and training the shared LoRA moves the identification the UIR reads, so fewer
+rounds help; ``scripts/tiny_experiment.sh`` therefore does not run it.
 """
 
 from __future__ import annotations
