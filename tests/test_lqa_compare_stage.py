@@ -113,3 +113,17 @@ def test_config_trains_from_a_joint_run_and_leaves_the_restorer_alone(tiny_dir, 
     lqa_before = load_file(prev / "model/lqa" / ckpt.WEIGHTS_NAME)
     lqa_after = load_file(tmp_path / "compare/model/lqa" / ckpt.WEIGHTS_NAME)
     assert any(not torch.equal(lqa_before[k], lqa_after[k]) for k in lqa_before if "lora_" in k)
+
+
+def test_choice_loss_trains_only_the_two_choice_rows_of_the_head(tiny_dir):
+    stage = make_compare_stage(tiny_dir, rounds=1, steps=2, metric="psnr", balance=False, loss="choice", qa_weight=0.0)
+    set_trainable(stage, matching_parameters(stage, ("lqa.llm.*lm_head*",)))
+    out = stage(FixedPairs().batch())
+    assert out.logs["pairs"] == 4 and 0.0 <= out.logs["compare_accuracy"] <= 1.0
+    out.loss.backward()
+    (head,) = [p for n, p in stage.named_parameters() if p.requires_grad]
+    _, id_a, id_b = stage.lqa._choice_tokens()
+    touched = head.grad.abs().sum(1).nonzero().squeeze(1).tolist()
+    assert touched == sorted([id_a, id_b])  # the identification's other tokens keep their logits
+    with pytest.raises(ValueError, match="loss must be one of"):
+        make_compare_stage(tiny_dir, loss="hinge")

@@ -37,7 +37,9 @@ from rar.lqa.model import DepictQA
 from rar.lqa.text_adapter import TextAdapter
 from rar.training.stage import Stage, StepOutput, train_mode
 from rar.training.stages.lqa_common import assessment_loss
-from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_loss, own_rounds
+from rar.training.stages.round_comparison import REFERENCE_METRICS, choice_loss, comparison_loss, own_rounds
+
+LOSSES = ("answer", "choice")
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 
@@ -52,6 +54,9 @@ class LQACompareStage(Stage):
         metric: full-reference label of a pair (``ssim`` | ``psnr``; the round helped when its
             output scores strictly higher than its input).
         balance: equal numbers of helping and harmful rounds in each step's loss.
+        loss: ``"answer"``: DepictQA's next-token loss on the answer ("Image A" / "Image B");
+            ``"choice"``: binary cross-entropy on ``p_better``'s logit, the number the stop rule
+            thresholds (with only the LM head trainable it touches just the two choice rows).
         qa_weight: weight of DepictQA's answer loss on records of the batch (0: none).
         qa_records: record recipe for ``qa_weight > 0`` (default :class:`IQARecords`).
         val_dataset, val_samples: restoration pairs whose rounds :meth:`validate` judges.
@@ -67,6 +72,7 @@ class LQACompareStage(Stage):
         steps: int = 4,
         metric: str = "ssim",
         balance: bool = True,
+        loss: str = "answer",
         qa_weight: float = 1.0,
         qa_records: IQARecords | None = None,
         val_dataset: torch.utils.data.Dataset | None = None,
@@ -84,6 +90,9 @@ class LQACompareStage(Stage):
             raise ValueError(f"metric must be one of {REFERENCE_METRICS}, got {metric!r}")
         if qa_weight < 0:
             raise ValueError(f"qa_weight must be >= 0, got {qa_weight}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.loss_kind = loss
         self.autoencoder, self.lqa, self.text_adapter, self.uir = autoencoder, lqa, text_adapter, uir
         self.rounds, self.steps, self.metric, self.balance = rounds, steps, metric, balance
         self.qa_weight, self.qa_records = qa_weight, qa_records or IQARecords()
@@ -105,7 +114,7 @@ class LQACompareStage(Stage):
         rounds = own_rounds(self.autoencoder, self.lqa, self.text_adapter, self.uir, z_lq, hq,
                             self.rounds, self.steps, self.metric)
         pairs = rounds.pairs(self.lqa.compare_question, balance=self.balance)
-        loss, logs = comparison_loss(self.lqa, pairs)
+        loss, logs = (choice_loss if self.loss_kind == "choice" else comparison_loss)(self.lqa, pairs)
         logs["pairs"] = float(len(pairs.layouts))
         if self.qa_weight > 0:
             qa_loss, qa_logs = assessment_loss(self.autoencoder, self.lqa, self.qa_records, batch, lq, hq)

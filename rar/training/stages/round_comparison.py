@@ -147,3 +147,14 @@ def comparison_loss(lqa: DepictQA, pairs: ComparisonBatch) -> tuple[torch.Tensor
     out = lqa(pairs.layouts, images, space="latent")
     return out.loss, {"loss_compare": float(out.loss.detach()), "compare_accuracy": float(out.accuracy),
                       "new_better_rate": float(pairs.new_is_better.float().mean())}
+
+
+def choice_loss(lqa: DepictQA, pairs: ComparisonBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Binary cross-entropy on the quantity the stop rule thresholds: ``p_better``'s logit
+    (``logit_A - logit_B`` of the answer's first differing token), against ``a_is_better``."""
+    logit = lqa.p_better(pairs.image_a, pairs.image_b, space="latent").logit
+    target = pairs.a_is_better.to(logit.device, logit.dtype)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target)
+    right = ((logit.detach() > 0) == pairs.a_is_better.to(logit.device)).float().mean()
+    return loss, {"loss_compare": float(loss.detach()), "compare_accuracy": float(right),
+                  "new_better_rate": float(pairs.new_is_better.float().mean())}
