@@ -7,7 +7,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-from test_joint_stage import CONFIGS, FixedPairs, _labelled_batch, compose_joint, make_stage
+from test_joint_stage import (
+    CONFIGS,
+    FixedPairs,
+    _labelled_batch,
+    compose_joint,
+    make_stage,
+)
 
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_stage, run_training

@@ -50,3 +50,19 @@ def train_mode(module: torch.nn.Module, training: bool):
         yield
     finally:
         module.train(was)
+
+
+def same_size_pair(batch, stage: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lq, hq)`` of a restoration batch on ``device``; an error naming ``stage`` when their
+    sizes differ (the flow needs same-size latents)."""
+    if batch.lq.shape != batch.hq.shape:
+        raise ValueError(f"the {stage} stage needs LQ and HQ of the same size, got {tuple(batch.lq.shape)} and "
+                         f"{tuple(batch.hq.shape)} (upsample low-resolution LQ in the dataset)")
+    return batch.lq.to(device), batch.hq.to(device)
+
+
+def first_batch(dataset: torch.utils.data.Dataset, n: int):
+    """The first ``n`` items of ``dataset`` collated (its ``collate`` if it has one): a fixed
+    validation batch, so runs are comparable."""
+    collate = getattr(dataset, "collate", None) or torch.utils.data.default_collate
+    return collate([dataset[i] for i in range(min(n, len(dataset)))])

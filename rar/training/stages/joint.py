@@ -62,9 +62,19 @@ from rar.lqa.datasets import IQARecords
 from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 from rar.lqa.text_adapter import TextAdapter
-from rar.training.stage import Stage, StepOutput, train_mode
+from rar.training.stage import (
+    Stage,
+    StepOutput,
+    first_batch,
+    same_size_pair,
+    train_mode,
+)
 from rar.training.stages.lqa_common import assessment_loss
-from rar.training.stages.round_comparison import REFERENCE_METRICS, comparison_loss, own_rounds
+from rar.training.stages.round_comparison import (
+    REFERENCE_METRICS,
+    comparison_loss,
+    own_rounds,
+)
 from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
@@ -222,11 +232,7 @@ class JointStage(Stage):
 
     # ----------------------------------------------------------------- pieces
     def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if batch.lq.shape != batch.hq.shape:
-            raise ValueError(f"the joint stage needs LQ and HQ of the same size, got {tuple(batch.lq.shape)} and "
-                             f"{tuple(batch.hq.shape)} (upsample low-resolution LQ in the dataset)")
-        device = next(self.uir.parameters()).device
-        return batch.lq.to(device), batch.hq.to(device)
+        return same_size_pair(batch, "joint", next(self.uir.parameters()).device)
 
     @torch.no_grad()
     def assess(self, latents: torch.Tensor) -> Assessment:
@@ -364,9 +370,7 @@ class JointStage(Stage):
         if self.val_dataset is None:
             return {}
         if self._val_batch is None:
-            n = min(self.val_samples, len(self.val_dataset))
-            collate = getattr(self.val_dataset, "collate", None) or torch.utils.data.default_collate
-            self._val_batch = collate([self.val_dataset[i] for i in range(n)])
+            self._val_batch = first_batch(self.val_dataset, self.val_samples)
         lq, hq = self._pair(self._val_batch)
         restored, roll = self.restore(lq)
         out_dir = pathlib.Path(out_dir)

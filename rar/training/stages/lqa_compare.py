@@ -35,9 +35,20 @@ import torch
 from rar.lqa.datasets import IQARecords
 from rar.lqa.model import DepictQA
 from rar.lqa.text_adapter import TextAdapter
-from rar.training.stage import Stage, StepOutput, train_mode
+from rar.training.stage import (
+    Stage,
+    StepOutput,
+    first_batch,
+    same_size_pair,
+    train_mode,
+)
 from rar.training.stages.lqa_common import assessment_loss
-from rar.training.stages.round_comparison import REFERENCE_METRICS, choice_loss, comparison_loss, own_rounds
+from rar.training.stages.round_comparison import (
+    REFERENCE_METRICS,
+    choice_loss,
+    comparison_loss,
+    own_rounds,
+)
 
 LOSSES = ("answer", "choice")
 from rar.uir.autoencoders import LatentAutoencoder
@@ -100,11 +111,7 @@ class LQACompareStage(Stage):
         self._val_batch = None
 
     def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if batch.lq.shape != batch.hq.shape:
-            raise ValueError(f"lqa_compare needs LQ and HQ of the same size, got {tuple(batch.lq.shape)} and "
-                             f"{tuple(batch.hq.shape)} (upsample low-resolution LQ in the dataset)")
-        device = next(self.uir.parameters()).device
-        return batch.lq.to(device), batch.hq.to(device)
+        return same_size_pair(batch, "lqa_compare", next(self.uir.parameters()).device)
 
     def forward(self, batch) -> StepOutput:
         """One step on a ``RestorationBatch``: comparison loss on the batch's own rounds (+ QA)."""
@@ -130,9 +137,7 @@ class LQACompareStage(Stage):
         if self.val_dataset is None:
             return {}
         if self._val_batch is None:
-            n = min(self.val_samples, len(self.val_dataset))
-            collate = getattr(self.val_dataset, "collate", None) or torch.utils.data.default_collate
-            self._val_batch = collate([self.val_dataset[i] for i in range(n)])
+            self._val_batch = first_batch(self.val_dataset, self.val_samples)
         lq, hq = self._pair(self._val_batch)
         rounds = own_rounds(self.autoencoder, self.lqa, self.text_adapter, self.uir, self.autoencoder.encode(lq), hq,
                             self.rounds, self.steps, self.metric)

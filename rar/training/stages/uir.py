@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 from rar.conditioning.condition import Condition
 from rar.conditioning.sources import ConditionInputs, ConditionSource
-from rar.training.stage import Stage, StepOutput
+from rar.training.stage import Stage, StepOutput, first_batch, same_size_pair
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
@@ -112,14 +112,8 @@ class UIRStage(Stage):
         return next(self.uir.parameters()).device
 
     def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor, Sequence | None]:
-        lq, hq = batch.lq, batch.hq
-        if lq.shape != hq.shape:
-            raise ValueError(
-                f"the uir stage needs LQ and HQ of the same size, got {tuple(lq.shape)} and {tuple(hq.shape)} "
-                "(a dataset keeping low-resolution LQ at its own size must upsample it first)"
-            )
-        device = self._device()
-        return lq.to(device), hq.to(device), getattr(batch, "labels", None)
+        lq, hq = same_size_pair(batch, "uir", self._device())
+        return lq, hq, getattr(batch, "labels", None)
 
     def forward(self, batch) -> StepOutput:
         """One step on a ``RestorationBatch`` (anything with ``lq``, ``hq``, ``labels``)."""
@@ -151,9 +145,7 @@ class UIRStage(Stage):
         if self.val_dataset is None:
             return {}
         if self._val_batch is None:
-            n = min(self.val_samples, len(self.val_dataset))
-            collate = getattr(self.val_dataset, "collate", None) or torch.utils.data.default_collate
-            self._val_batch = collate([self.val_dataset[i] for i in range(n)])
+            self._val_batch = first_batch(self.val_dataset, self.val_samples)
         lq, hq, labels = self._pair(self._val_batch)
         restored = self.restore(lq, labels, self.val_steps, self.val_method)
         grid = make_grid(torch.stack([lq, restored, hq], dim=1).flatten(0, 1), nrow=3, padding=2, pad_value=1.0)
