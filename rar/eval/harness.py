@@ -62,7 +62,6 @@ class ShardProgress:
     restored: int
 
 
-
 def _image_size(path: Path) -> tuple[int, int]:
     """``(H, W)`` of an image file, read from its header."""
     with Image.open(path) as image:
