@@ -49,10 +49,10 @@ from rar.training.stages.round_comparison import (
     comparison_loss,
     own_rounds,
 )
-
-LOSSES = ("answer", "choice")
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
+
+LOSSES = ("answer", "choice")
 
 
 class LQACompareStage(Stage):
