@@ -36,13 +36,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rar.eval.method import STAGES
+from rar.core.outputs import STAGES
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.perf.degradations import bench_degradations
 from rar.perf.inference import bench_inference
 from rar.perf.training import REQUIRED_MODULES, bench_training
 from rar.pipeline.config import LoopConfig
-from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.model_folder import parse_dtype
 from rar.pipeline.pipeline import RARPipeline
 
 log = logging.getLogger("bench")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
 from rar.lqa.tiny import save_tiny_depictqa
+from rar.testing import save_tiny_sd3_text_encoders
 
 
 def make_tiny_models(out: pathlib.Path, seed: int = 0) -> pathlib.Path:

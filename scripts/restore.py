@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from rar.pipeline import NaivePipeline, RARPipeline, RestoreResult
+from rar.baselines import NaivePipeline
+from rar.pipeline import RARPipeline, RestoreResult
 from rar.pipeline.config import STOP_RULES
 from rar.pipeline.fast_paths import ATTENTION_BACKENDS, AUTOCAST_DTYPES
 from rar.pipeline.montage import round_montage

@@ -24,8 +24,6 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   start=$(date +%s)
   args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
         trainer.progress=false)
-  # the paper's uir stage: condition from the LQA through the text adapter, adapter first
-  [ "$stage" = uir ] && args+=(condition=lqa 'phases=${uir_phase_layouts.adapter_then_uir}')
   [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}

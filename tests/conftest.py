@@ -16,8 +16,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders  # noqa: E402
 from rar.lqa.tiny import save_tiny_depictqa  # noqa: E402
+from rar.testing import save_tiny_sd3_text_encoders  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
-"""Ablation configs: eval-time loop ablations (``configs/ablation/``, for scripts/eval.py) and
-training-side ablations (``configs/experiment/abl_*.yaml``) compose and set what they claim, and a
-tiny ablation sweep runs end to end and merges into one table (scripts/eval.py -m, scripts/collect.py)."""
+"""Ablations: the eval-time loop ablations (sweep overrides of ``method=rar`` documented in
+``docs/ablations.md``) and the training-side ones (``configs/experiment/abl_*.yaml``) compose and set
+what they claim, and a tiny ablation sweep runs end to end and merges into one table
+(scripts/eval.py -m, scripts/collect.py)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 RAR_LOADER = "rar.pipeline.RARPipeline.from_pretrained"
 
-# ablation file -> the loop settings it must set (paper Table 6 / S.6, S.3, S.7)
-EVAL_ABLATIONS: dict[str, dict] = {
-    **{f"rounds_fixed_{n}": {"max_rounds": n, "stop": "fixed"} for n in (1, 2, 3, 4)},
-    "stop_compare": {"max_rounds": 4, "stop": "compare"},
-    "prompt_fixed": {"prompt_pool": "fixed"},
-    "prompt_random": {"prompt_pool": "random"},
-    "max_rounds_4_stop": {"max_rounds": 4, "stop": "compare"},
-    "max_rounds_16_stop": {"max_rounds": 16, "stop": "compare"},
-    "max_rounds_4_nostop": {"max_rounds": 4, "stop": "fixed"},
-    "max_rounds_16_nostop": {"max_rounds": 16, "stop": "fixed"},
+# documented sweep (docs/ablations.md) -> the loop settings of each of its points (paper Table 6 / S.6, S.3, S.7)
+EVAL_SWEEPS: dict[str, list[dict]] = {
+    "+method.target.max_rounds=1,2,3,4 +method.target.stop=fixed":
+        [{"max_rounds": n, "stop": "fixed"} for n in (1, 2, 3, 4)],
+    "+method.target.max_rounds=4 +method.target.stop=compare": [{"max_rounds": 4, "stop": "compare"}],
+    "+method.target.prompt_pool=fixed,random": [{"prompt_pool": "fixed"}, {"prompt_pool": "random"}],
+    "+method.target.max_rounds=4,16 +method.target.stop=compare,fixed":
+        [{"max_rounds": n, "stop": stop} for n in (4, 16) for stop in ("compare", "fixed")],
 }
 
 # experiment -> (the stage it selects by default, the stages it applies to)
@@ -47,27 +46,34 @@ def _compose(config: str, overrides: list[str]):
         return compose(config, overrides=overrides)
 
 
-def test_every_ablation_file_is_listed():
-    assert {p.stem for p in (CONFIGS / "ablation").glob("*.yaml")} == set(EVAL_ABLATIONS)
+def _points(sweep: str) -> list[list[str]]:
+    """The override lists of every point of a ``key=a,b key2=c`` sweep (Hydra's basic sweeper order)."""
+    points = [[]]
+    for item in sweep.split():
+        key, values = item.split("=", 1)
+        points = [p + [f"{key}={v}"] for p in points for v in values.split(",")]
+    return points
+
+
+def test_every_training_ablation_is_listed_and_every_sweep_documented():
     assert {p.stem for p in (CONFIGS / "experiment").glob("abl_*.yaml")} == set(TRAIN_ABLATIONS)
+    docs = (REPO / "docs" / "ablations.md").read_text()
+    for sweep in EVAL_SWEEPS:
+        assert sweep in docs, f"docs/ablations.md does not give the sweep {sweep!r}"
 
 
-@pytest.mark.parametrize("name", sorted(EVAL_ABLATIONS))
-def test_eval_ablation_sets_the_loop_settings_it_claims(name):
-    for overrides in ([f"ablation={name}"], ["method=rar", f"ablation={name}"]):
-        cfg = _compose("eval", overrides)
+@pytest.mark.parametrize("sweep", sorted(EVAL_SWEEPS))
+def test_eval_sweep_sets_the_loop_settings_it_claims(sweep):
+    settings = []
+    for overrides in _points(sweep):
+        cfg = _compose("eval", ["method=rar", *overrides])
         target = dict(cfg.method.target)
-        assert target["_target_"] == RAR_LOADER, f"{name} does not evaluate method=rar"
-        assert cfg.method.name == f"rar_{name}"
+        assert target["_target_"] == RAR_LOADER
         loop = {k: v for k, v in target.items() if k not in ("_target_", "path", "dtype", "fast")}
-        assert loop == EVAL_ABLATIONS[name]
         LoopConfig().replace(**loop)  # every key is a real loop setting with a valid value
-
-
-def test_eval_ablations_land_in_distinct_run_folders():
-    names = {_compose("eval", [f"ablation={n}"]).method.name for n in EVAL_ABLATIONS}
-    assert len(names) == len(EVAL_ABLATIONS)
-    assert _compose("eval", ["method=rar"]).method.name == "rar"  # no ablation: the model's own settings
+        settings.append(loop)
+    assert sorted(settings, key=str) == sorted(EVAL_SWEEPS[sweep], key=str)
+    assert _compose("eval", ["method=rar"]).method.target.get("max_rounds") is None  # default: the model's own
 
 
 @pytest.mark.parametrize("experiment", sorted(TRAIN_ABLATIONS))
@@ -106,14 +112,15 @@ def test_baseline_keeps_the_paper_settings():
 
 
 def test_ablation_sweep_collects_one_row_per_ablation(tmp_path):
-    from rar.pipeline.tiny import save_tiny_rar_model
+    from rar.testing import save_tiny_rar_model
 
     model = save_tiny_rar_model(tmp_path / "model")
     sweep = tmp_path / "sweep"
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     command = [
         sys.executable, str(REPO / "scripts" / "eval.py"), "-m", "benchmark=samples_groupC", "method=rar",
-        "ablation=rounds_fixed_1,rounds_fixed_2", f"method.target.path={model}", "+method.target.steps_per_round=1",
+        "+method.target.max_rounds=1,2", "+method.target.stop=fixed", f"method.target.path={model}",
+        "+method.target.steps_per_round=1",
         "limit=1", "metrics=[psnr,ssim]", "device=cpu", "montage=0", "save_images=false", "progress=false",
         f"hydra.sweep.dir={sweep}",
     ]
@@ -124,11 +131,11 @@ def test_ablation_sweep_collects_one_row_per_ablation(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
     with open(sweep / "collected.csv", newline="") as handle:
-        rows = {row["method"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"rar_rounds_fixed_1", "rar_rounds_fixed_2"}
+        rows = {row["overrides"]: row for row in csv.DictReader(handle)}
+    assert len(rows) == 2
     for n in (1, 2):
-        row = rows[f"rar_rounds_fixed_{n}"]
-        assert row["status"] == "ok" and f"ablation=rounds_fixed_{n}" in row["overrides"]
+        (row,) = [r for key, r in rows.items() if f"+method.target.max_rounds={n}" in key]
+        assert row["status"] == "ok" and row["method"] == "rar"
         assert float(row["mean_rounds"]) == n  # stop=fixed: exactly max_rounds rounds per image
         assert int(row["images"]) == 4 and 0 < float(row["psnr"]) < 100 and 0 < float(row["ssim"]) <= 1
-    assert "rar_rounds_fixed_2" in (sweep / "collected.md").read_text()
+    assert "+method.target.max_rounds=2" in (sweep / "collected.md").read_text()

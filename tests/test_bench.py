@@ -9,10 +9,10 @@ import torch
 from helpers import ROOT, load_script
 from hydra import compose, initialize_config_dir
 
-from rar.eval.method import STAGES
+from rar.core.outputs import STAGES
 from rar.pipeline.fast_paths import FastPaths
 from rar.pipeline.pipeline import RARPipeline
-from rar.pipeline.tiny import save_tiny_rar_model
+from rar.testing import save_tiny_rar_model
 
 
 def test_bench_runs_every_part_on_the_tiny_config(tmp_path):

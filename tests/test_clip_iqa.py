@@ -11,21 +11,21 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from transformers import CLIPConfig, CLIPModel
 
-from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
-from rar.conditioning.tiny_sd3_text import (
-    build_word_tokenizer,
-    save_tiny_sd3_text_encoders,
-)
-from rar.eval.method import Method
-from rar.lqa.tiny import save_tiny_depictqa
-from rar.pipeline import LoopConfig
-from rar.pipeline.clip_iqa import (
+from rar.baselines.clip_iqa import (
     PROMPT_TEMPLATE,
     SA_CLIP_LABELS,
     CLIPDegradationClassifier,
     ClipIQAPipeline,
 )
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
+from rar.eval.method import Method
+from rar.lqa.tiny import save_tiny_depictqa
+from rar.pipeline import LoopConfig
+from rar.testing import (
+    build_tiny_rar_pipeline,
+    build_word_tokenizer,
+    save_tiny_sd3_text_encoders,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_method_configs_compose_and_build(parts):
             "method.target.conditioner=null", "+method.target.max_rounds=1",
         ])
     assert naive.method.name == "naive" and clip.method.name == "clip_iqa"
-    assert naive.method.target._target_ == "rar.pipeline.NaivePipeline.from_pretrained"
+    assert naive.method.target._target_ == "rar.baselines.NaivePipeline.from_pretrained"
     method = instantiate(clip.method.target)
     assert isinstance(method, ClipIQAPipeline) and method.config.max_rounds == 1 and method.config.stop == "fixed"
     assert method.restore(torch.rand(1, 3, 16, 16)).rounds == [1]

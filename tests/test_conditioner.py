@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
 from rar.conditioning.sources import ConditionInputs, TextCondition, ZeroCondition
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
+from rar.testing import save_tiny_sd3_text_encoders
 
 TEXTS = ["noise, haze", "motion blur and jpeg compression", "dark"]
 

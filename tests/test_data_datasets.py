@@ -58,25 +58,6 @@ def test_synthetic_rejects_unknown_names_and_bad_weights(clean_dir):
         SyntheticDataset(clean_dir, combinations=[["noise"]], crop_size=64)[0]
 
 
-def test_rot90_and_channel_shuffle_draw_symmetries_of_the_crop(clean_dir):
-    image = SyntheticDataset(clean_dir, combinations=[[]], crop_size=None, hflip=False)[2].hq  # img2: 36x36
-    variants = [v.flip(-1) if f else v for f in (0, 1) for k in range(4)
-                for v in [image.rot90(k, dims=(-2, -1))]]
-    orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
-    ds = SyntheticDataset(clean_dir, combinations=[[]], crop_size=36, length=60, rot90=True, channel_shuffle=True)
-    seen = set()
-    for index in range(2, 60, 3):
-        sample = ds[index]
-        assert torch.equal(sample.lq, sample.hq) and sample.hq.is_contiguous()
-        match = [(v, o) for v, variant in enumerate(variants) for o, order in enumerate(orders)
-                 if torch.equal(sample.hq, variant[list(order)])]
-        assert match, f"sample {index} is not a symmetry + channel order of the crop"
-        seen.add(match[0])
-    assert len({v for v, _ in seen}) > 3 and len({o for _, o in seen}) > 3
-    with pytest.raises(ValueError, match="rot90 needs square crops"):
-        SyntheticDataset(clean_dir, combinations=[[]], crop_size=None, rot90=True)
-
-
 def test_unknown_degradation_in_data_config_fails(clean_dir):
     cfg = _compose(["+data=tiny_synthetic", f"data.dataset.source={clean_dir}", "data.dataset.combinations=[[haze],[blurr]]"])
     with pytest.raises(Exception, match="unknown degradation.*blurr"):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from rar.degradations import (
     AGENTICIR_DEGRADATIONS,
@@ -23,8 +21,6 @@ from rar.degradations import (
     sample_labels,
 )
 from rar.degradations.realesrgan import check_realesrgan, realesrgan, sample_realesrgan
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "degradation"
 
 # AgenticIR's dataset/degradations.txt, joined as their synthesize.py names the LQ folders
 AGENTICIR_FOLDERS = {
@@ -232,14 +228,3 @@ def test_realesrgan_scale4_shape_determinism_and_grouping():
         check_realesrgan(bad)
     with pytest.raises(ValueError, match="divisible by scale 4"):
         realesrgan(_img(1, 30, 30), params[:1], _gen(0))
-
-
-def test_degradation_configs_are_valid_combination_sets():
-    files = {f.stem: OmegaConf.to_container(OmegaConf.load(f)) for f in sorted(CONFIG_DIR.glob("*.yaml"))}
-    assert set(files) >= {"agenticir", "single", "realesrgan", "noise"}
-    for name, cfg in files.items():
-        assert set(cfg) == {"combinations", "weights"}, name
-        for combo in cfg["combinations"]:
-            combination_name(combo)  # raises on an unknown degradation
-    assert [tuple(c) for c in files["agenticir"]["combinations"]] == [c for g in "ABC" for c in AGENTICIR_GROUPS[g]]
-    assert [c[0] for c in files["single"]["combinations"]] == list(AGENTICIR_DEGRADATIONS)

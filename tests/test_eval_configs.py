@@ -47,10 +47,10 @@ def _paired_folder(root: Path, lq_dir: str, hq_dir: str, count: int = 2, seed: i
 
 def test_expected_benchmarks_and_methods_exist():
     names = {f"agenticir_group{g}" for g in "ABC"} | {f"samples_group{g}" for g in "ABC"} | {"single_average"}
-    singles = ("sidd", "kodak24", "div2k", "gopro", "lol", "sots_outdoor", "rain100", "raindrop")
-    names |= {f"single_{d}" for d in singles}
-    names |= {"unknown_udc_toled", "unknown_euvp"}
+    names |= {"sidd", "kodak24", "div2k_x4", "gopro", "lol", "sots_outdoor", "rain100l", "rain100h", "raindrop"}
+    names |= {"udc_toled", "euvp"}
     assert names <= set(BENCHMARKS)
+    assert not [b for b in BENCHMARKS if b.startswith(("single_", "unknown_")) and b != "single_average"]  # no aliases
     assert {"identity", "folder", "rar"} <= set(METHODS)
 
 
@@ -85,7 +85,7 @@ def test_missing_weights_stop_the_run_before_any_image_is_restored(tmp_path, mon
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     calls = []
     monkeypatch.setattr(IdentityMethod, "restore", lambda self, lq: calls.append(lq))
-    cfg = _compose(["benchmark=single_lol", f"benchmark.spec.root={tmp_path / 'LOL'}", "method=identity",
+    cfg = _compose(["benchmark=lol", f"benchmark.spec.root={tmp_path / 'LOL'}", "method=identity",
                     f"run_dir={tmp_path / 'run'}", "device=cpu", "progress=false"])
     with pytest.raises(MissingWeightsError, match="LPIPS_v0.1_alex") as error:
         _script("eval").run(cfg)
@@ -97,8 +97,8 @@ def test_collect_merges_a_two_job_sweep(tmp_path, capsys):
     _paired_folder(tmp_path / "LOL", "eval15/low", "eval15/high", seed=1)
     _paired_folder(tmp_path / "UDC", "test/LQ", "test/HQ", count=3, seed=2)
     jobs = [
-        ["benchmark=single_lol", f"benchmark.spec.root={tmp_path / 'LOL'}"],
-        ["benchmark=unknown_udc_toled", f"benchmark.spec.root={tmp_path / 'UDC'}"],
+        ["benchmark=lol", f"benchmark.spec.root={tmp_path / 'LOL'}"],
+        ["benchmark=udc_toled", f"benchmark.spec.root={tmp_path / 'UDC'}"],
     ]
     sweep = tmp_path / "multirun"
     evaluate = _script("eval")
@@ -110,19 +110,19 @@ def test_collect_merges_a_two_job_sweep(tmp_path, capsys):
         summary = evaluate.run(_compose([*overrides, f"run_dir={job_dir}", "device=cpu", "progress=false"]))
         assert summary.complete
     (sweep / "2" / ".hydra").mkdir(parents=True)  # a job that died before writing its summary
-    (sweep / "2" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["benchmark=single_gopro"]))
+    (sweep / "2" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["benchmark=gopro"]))
 
     _script("collect").main([str(sweep)])
     with open(sweep / "collected.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["benchmark"] for r in rows] == ["single_lol", "unknown_udc_toled", ""]
+    assert [r["benchmark"] for r in rows] == ["lol", "udc_toled", ""]
     assert [r["images"] for r in rows] == ["2", "3", ""] and rows[2]["status"] == "no summary.csv"
-    assert "benchmark=single_lol" in rows[0]["overrides"] and float(rows[1]["psnr"]) > 10
+    assert "benchmark=lol" in rows[0]["overrides"] and float(rows[1]["psnr"]) > 10
     udc = (sweep / "1" / "summary.csv").read_text()
     assert rows[1]["psnr"] in udc
     markdown = (sweep / "collected.md").read_text()
     assert markdown in capsys.readouterr().out  # the script prints the table
-    assert "| 1 | benchmark=unknown_udc_toled" in markdown and "PSNR↑" in markdown
+    assert "| 1 | benchmark=udc_toled" in markdown and "PSNR↑" in markdown
     for name in ("images.jsonl", "per_combination.csv", "summary.md", "config.yaml", "montage.png"):
         assert (sweep / "0" / name).is_file()
 
@@ -145,7 +145,7 @@ def test_single_average_scores_each_dataset_as_one_unit(tmp_path):
 
 def test_resuming_with_another_method_config_is_refused(tmp_path):
     _paired_folder(tmp_path / "LOL", "eval15/low", "eval15/high")
-    common = ["benchmark=single_lol", f"benchmark.spec.root={tmp_path / 'LOL'}", "metrics=[psnr]",
+    common = ["benchmark=lol", f"benchmark.spec.root={tmp_path / 'LOL'}", "metrics=[psnr]",
               f"run_dir={tmp_path / 'run'}", "device=cpu", "progress=false", "montage=0"]
     evaluate = _script("eval")
     evaluate.run(_compose([*common, "method=identity"]))

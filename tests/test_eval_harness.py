@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from rar.core.outputs import MethodOutput
 from rar.eval.benchmark import Benchmark, EvalItem
 from rar.eval.folder import FolderMethod
 from rar.eval.harness import evaluate_shard, write_run_reports
-from rar.eval.method import MethodOutput
 from rar.eval.metrics import MetricSuite, SizeMismatchError
 from rar.eval.results import ImageResult, part_path, read_results
 from rar.utils.image_io import save_image

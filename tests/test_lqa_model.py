@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from rar.conditioning.sd3_text import build_sd3_text_conditioner
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.architectures import clip_vit_l14_config, vicuna_7b_v15_config
 from rar.lqa.convert import convert_depictqa_state, write_init_dir
@@ -18,6 +17,7 @@ from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.prompts import COMPARE_QUESTION, COMPARE_TASK, Turn, build_layout
 from rar.lqa.text_adapter import TextAdapter
 from rar.lqa.tiny import save_tiny_depictqa
+from rar.testing import save_tiny_sd3_text_encoders
 from rar.training.checkpoint import load_init
 
 ROOT = Path(__file__).resolve().parents[1]

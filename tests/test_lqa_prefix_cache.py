@@ -20,8 +20,7 @@ from rar.lqa.prompts import (
     Turn,
     build_layout,
 )
-from rar.pipeline.assess import identify
-from rar.pipeline.components import load_component, save_component
+from rar.pipeline.model_folder import load_component, save_component
 
 OTHER_QUESTION = IDENTIFY_TEMPLATES[1][0] + SINGLE_Q_TAIL
 
@@ -45,7 +44,7 @@ def lqa(tiny_dir):
 def _answers(lqa, z, cached: bool) -> dict:
     lqa.prefix_cache = cached
     with torch.no_grad():
-        return {"assess": lqa.assess(z), "identify": identify(lqa, z, OTHER_QUESTION),
+        return {"assess": lqa.assess(z), "identify": lqa.assess(z, question=OTHER_QUESTION),
                 "describe": lqa.describe(z, max_new_tokens=8), "compare": lqa.p_better(z, z.flip(0) + 0.5)}
 
 

@@ -10,15 +10,16 @@ from torch import nn
 from transformers import CLIPTextModelWithProjection, T5EncoderModel
 
 from rar.conditioning.sd3_text import SD3TextConditioner
-from rar.eval.method import STAGES, Method, MethodOutput
+from rar.core.outputs import STAGES, MethodOutput
+from rar.core.timing import StageClock
+from rar.eval.method import Method
+from rar.lqa.assess import assess_and_adapt
 from rar.lqa.model import Assessment, Comparison
 from rar.lqa.prompts import IDENTIFY_QUESTION, SINGLE_Q_TAIL
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig, RARPipeline
-from rar.pipeline.assess import identify
 from rar.pipeline.prompts import IDENTIFY_PROMPTS, identification_question
-from rar.pipeline.timing import StageClock
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.testing import build_tiny_rar_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ class StubLQA(nn.Module):
         self.assess_batches: list[int] = []
         self.compare_batches: list[int] = []
 
-    def assess(self, x: torch.Tensor, space=None) -> Assessment:
+    def assess(self, x: torch.Tensor, space=None, question=None) -> Assessment:
         b = x.shape[0]
         self.assess_batches.append(b)
         feature = x.mean(dim=(1, 2, 3))
@@ -179,12 +180,15 @@ def test_method_protocol_and_stage_seconds(pipe):
     assert float(out.images.min()) >= 0 and float(out.images.max()) <= 1
 
 
-def test_identify_reproduces_assess_and_the_prompt_pool_is_seeded(pipe):
+def test_assess_and_adapt_reproduces_assess_and_the_prompt_pool_is_seeded(pipe):
     z = torch.randn(2, 48, 4, 5)
     default = pipe.lqa.assess(z)
-    asked = identify(pipe.lqa, z, IDENTIFY_QUESTION + SINGLE_Q_TAIL)
+    cond, asked = assess_and_adapt(pipe.lqa, pipe.text_adapter, z, question=IDENTIFY_QUESTION + SINGLE_Q_TAIL)
     assert asked.text == default.text and torch.equal(asked.tokens, default.tokens)
     torch.testing.assert_close(asked.hidden, default.hidden, atol=0, rtol=0)
+    expected = pipe.text_adapter(default.hidden, default.mask)
+    torch.testing.assert_close(cond.prompt_embeds, expected.prompt_embeds, atol=0, rtol=0)
+    torch.testing.assert_close(cond.pooled, expected.pooled, atol=0, rtol=0)
     assert len(set(IDENTIFY_PROMPTS)) == 24 and identification_question("fixed", 0, 1) is None
     draws = [identification_question("random", 7, r, s) for r in range(1, 5) for s in range(3)]
     assert draws == [identification_question("random", 7, r, s) for r in range(1, 5) for s in range(3)]

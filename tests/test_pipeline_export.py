@@ -12,9 +12,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
+from rar.baselines import NaivePipeline
 from rar.lqa.tiny import save_tiny_depictqa
-from rar.pipeline import NaivePipeline, RARPipeline
+from rar.pipeline import RARPipeline
+from rar.testing import save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_stage
 

@@ -11,9 +11,14 @@ from peft import PeftModel
 
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig, RARPipeline
-from rar.pipeline.components import load_component, save_component
-from rar.pipeline.module_io import load_module, realign, save_module
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.pipeline.model_folder import (
+    load_component,
+    load_module,
+    realign,
+    save_component,
+    save_module,
+)
+from rar.testing import build_tiny_rar_pipeline
 from rar.uir.autoencoders import KLAutoencoder
 from rar.uir.backbones import SD15UIR, build_sd15_unet
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from helpers import spy
 
+from rar.baselines import NaivePipeline
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
 from rar.lqa.model import DepictQA
 from rar.lqa.tiny import save_tiny_depictqa
-from rar.pipeline import LoopConfig, NaivePipeline
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.pipeline import LoopConfig
+from rar.testing import build_tiny_rar_pipeline, save_tiny_sd3_text_encoders
 
 
 @pytest.fixture(scope="module")

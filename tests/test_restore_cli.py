@@ -13,7 +13,7 @@ from helpers import load_script
 
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.testing import build_tiny_rar_pipeline
 from rar.utils.image_io import load_image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

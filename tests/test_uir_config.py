@@ -47,8 +47,10 @@ def test_condition_choice_builds_the_right_stage(tmp_path, tiny_dir, condition, 
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
 
 
-def test_lqa_condition_and_two_phase_layout_compose(tmp_path, tiny_dir):
-    cfg = compose_uir(tmp_path, tiny_dir, "condition=lqa", "phases=${uir_phase_layouts.adapter_then_uir}")
+def test_the_paper_settings_are_the_default_lqa_condition_and_two_phase_layout(tmp_path, tiny_dir):
+    cfg = compose_uir(tmp_path, tiny_dir)
+    assert cfg.condition == "lqa"
+    assert OmegaConf.to_container(cfg.phases) == OmegaConf.to_container(compose_uir(tmp_path, tiny_dir, "condition=lqa").phases)
     assert list(cfg.stage.modules) == ["autoencoder", "lqa", "text_adapter", "uir"]
     source = hydra.utils.instantiate(cfg.stage.target.condition)
     assert set(source.requires) <= set(cfg.stage.modules)
@@ -60,7 +62,8 @@ def test_lqa_condition_and_two_phase_layout_compose(tmp_path, tiny_dir):
 
 
 def test_train_entry_point_runs_two_steps_and_exports(tmp_path, tiny_dir):
-    cfg = compose_uir(tmp_path, tiny_dir, "phases.0.max_steps=2", "trainer.batch_size=2", "data.dataset.length=4")
+    cfg = compose_uir(tmp_path, tiny_dir, "condition=text", "phases.0.max_steps=2", "trainer.batch_size=2",
+                      "data.dataset.length=4")
     (result,) = run_training(cfg)
     run_dir = tmp_path / "run"
     assert result.steps == 2 and all(loss > 0 for loss in result.losses)

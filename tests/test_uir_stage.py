@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from rar.conditioning.sd3_text import build_sd3_text_conditioner
 from rar.conditioning.sources import TextCondition, ZeroCondition
-from rar.conditioning.tiny_sd3_text import save_tiny_sd3_text_encoders
+from rar.testing import save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase

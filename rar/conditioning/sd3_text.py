@@ -11,7 +11,7 @@ per prompt, ``clip_skip=None``):
 * ``pooled = cat([pooled_L, pooled_G], -1)`` → ``[B, 2048]``.
 
 Identical texts are encoded once: results are kept per string in an LRU cache (no text is ever
-re-encoded while it stays cached). The tiny stand-ins (``rar.conditioning.tiny_sd3_text``) give
+re-encoded while it stays cached). The tiny stand-ins (``rar.testing``) give
 ``[B, 32, 64]`` and ``[B, 48]``.
 """
 

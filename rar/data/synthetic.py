@@ -61,10 +61,6 @@ class SyntheticDataset(SeededDataset):
             ``realesrgan`` so the x4 upsampled LQ matches exactly); ``None`` = whole image.
         length: samples per epoch (default: one per clean image).
         hflip: flip the clean crop horizontally with probability 1/2.
-        rot90: also rotate it by a uniform multiple of 90 degrees (with ``hflip``: the eight
-            symmetries of the square). Needs square crops (``crop_size`` set).
-        channel_shuffle: permute its RGB channels uniformly at random (one of six orders), so a
-            few training photos cover more colour statistics.
         resize_lq_to_hq: upsample an LQ that a combination shrank (``low_resolution``,
             ``realesrgan``) back to the HQ size with MATLAB bicubic, so lq/hq shapes match;
             otherwise keep the small LQ.
@@ -81,15 +77,11 @@ class SyntheticDataset(SeededDataset):
         crop_size: int | None = 64,
         length: int | None = None,
         hflip: bool = True,
-        rot90: bool = False,
-        channel_shuffle: bool = False,
         resize_lq_to_hq: bool = True,
         seed: int = 0,
         name: str | None = None,
     ) -> None:
         super().__init__(seed)
-        if rot90 and crop_size is None:
-            raise ValueError("rot90 needs square crops: set crop_size (whole images may be non-square)")
         self.combinations = validate_combinations(combinations, where=f"{type(self).__name__} combinations")
         weights = [1.0] * len(self.combinations) if weights is None else [float(w) for w in weights]
         if len(weights) != len(self.combinations):
@@ -110,8 +102,6 @@ class SyntheticDataset(SeededDataset):
         self.crop_size = crop_size
         self.length = len(self.images) if length is None else int(length)
         self.hflip = hflip
-        self.rot90 = rot90
-        self.channel_shuffle = channel_shuffle
         self.resize_lq_to_hq = resize_lq_to_hq
 
     def __len__(self) -> int:
@@ -134,12 +124,6 @@ class SyntheticDataset(SeededDataset):
         if self.hflip and bool(torch.rand((), generator=generator) < 0.5):
             hq = hq.flip(-1)
             depth = depth.flip(-1) if depth is not None else None
-        if self.rot90:
-            turns = int(torch.randint(0, 4, (1,), generator=generator))
-            hq = hq.rot90(turns, dims=(-2, -1))
-            depth = depth.rot90(turns, dims=(-2, -1)) if depth is not None else None
-        if self.channel_shuffle:
-            hq = hq[torch.randperm(3, generator=generator)]
         hq = hq.contiguous()
         choice = int(torch.multinomial(self.weights, 1, generator=generator))
         degraded = degrade(hq[None], self.combinations[choice], generator, depth=None if depth is None else depth[None])

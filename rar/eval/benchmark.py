@@ -54,7 +54,7 @@ class Benchmark:
     """A named, ordered list of items and the combinations they are averaged over.
 
     Attributes:
-        name: benchmark name (``agenticir_groupA``, ``single_sidd``, ...).
+        name: benchmark name (``agenticir_groupA``, ``sidd``, ...).
         items: items in evaluation order.
         combinations: averaging units in report order; every item's ``combination`` is one of
             them and each has at least one item.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rar.eval.method import MethodOutput
+from rar.core.outputs import MethodOutput
 from rar.utils.image_io import IMAGE_EXTENSIONS, load_image
 
 MATCH_MODES = ("path", "stem")

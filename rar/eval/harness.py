@@ -28,8 +28,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from rar.core.outputs import MethodOutput
+from rar.core.timing import synchronize
 from rar.eval.benchmark import Benchmark, EvalItem
-from rar.eval.method import Method, MethodOutput, StoredOutputs
+from rar.eval.method import Method, StoredOutputs
 from rar.eval.metrics import MetricSuite, match_reference_size
 from rar.eval.report import write_montage, write_reports
 from rar.eval.results import (
@@ -41,7 +43,6 @@ from rar.eval.results import (
     read_results,
     summarize,
 )
-from rar.pipeline.timing import synchronize
 from rar.utils.image_io import load_image, save_image
 
 IMAGES_DIR = "images"

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rar.core.outputs import STAGES
 from rar.eval.benchmark import Benchmark
-from rar.eval.method import STAGES
 from rar.eval.metrics import METRICS
 from rar.eval.results import ImageResult, ScoreRow, Summary, ordered
 from rar.utils.image_io import load_image, save_image

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rar.core.timing import synchronize
 from rar.degradations import (
     AGENTICIR_DEGRADATIONS,
     AGENTICIR_GROUPS,
@@ -20,7 +21,6 @@ from rar.degradations import (
     degrade,
     imresize,
 )
-from rar.pipeline.timing import synchronize
 
 
 @dataclass

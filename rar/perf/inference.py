@@ -2,7 +2,7 @@
 
 A batch of ``resolution × resolution`` photos goes through ``pipe`` ``repeats`` times after
 ``warmup`` untimed calls (compilation, caches, allocator). The pipeline's own stage clock
-(:class:`rar.pipeline.timing.StageClock`, CUDA-synchronised at every section boundary) gives the
+(:class:`rar.core.timing.StageClock`, CUDA-synchronised at every section boundary) gives the
 split into preprocess, encode, assess, restore, compare and decode; the wall time of the whole
 call gives the latency per image and images/s.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from rar.eval.method import STAGES
+from rar.core.outputs import STAGES
+from rar.core.timing import synchronize
 from rar.perf.degradations import sample_photo
 from rar.pipeline.base import InferencePipeline
-from rar.pipeline.timing import synchronize
 
 
 @dataclass

@@ -33,7 +33,7 @@ from rar.lqa.factory import assemble_depictqa, build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.model import DepictQA, ImageSpace
 from rar.lqa.tiny import degradation_phrases, template_corpus, train_word_tokenizer
-from rar.pipeline.module_io import parse_dtype
+from rar.pipeline.model_folder import parse_dtype
 from rar.uir.autoencoders import KLAutoencoder, build_kl_autoencoder
 
 SD35_VAE = {

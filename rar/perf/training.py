@@ -74,6 +74,7 @@ import torch
 from torch import nn
 
 from rar.conditioning.sources import ZeroCondition
+from rar.core.timing import synchronize
 from rar.data.batch import RestorationBatch, RestorationSample
 from rar.degradations import DegradationLabel
 from rar.lqa.datasets import LQABatch, SyntheticIQADataset, collate_lqa
@@ -84,7 +85,6 @@ from rar.perf.flops import (
     peak_flops,
 )
 from rar.pipeline.fast_paths import FastPaths
-from rar.pipeline.timing import synchronize
 from rar.training.phases import matching_parameters, set_trainable
 from rar.training.stage import Stage
 from rar.training.stages.joint import JointStage
@@ -103,7 +103,8 @@ TRAINABLE: dict[str, tuple[str, ...]] = {
     "joint": ("uir.*", "text_adapter.*", "lqa.image_adapter.*", "lqa.llm.*lora_*"),
     "lqa_finetune": ("lqa.image_adapter.*", "lqa.llm.*lora_*"),
 }
-"""``phases[0].trainable`` of ``configs/stage/<stage>.yaml`` (a test keeps them equal)."""
+"""``phases[0].trainable`` of ``configs/stage/<stage>.yaml``, for ``uir`` of ``configs/condition/text.yaml``
+(a test keeps them equal)."""
 MIXED_PRECISIONS: dict[str | None, str | None] = {None: None, "no": None, "bf16": "bfloat16"}
 """Accelerate's names → the autocast dtype. fp16 needs loss scaling and is not benchmarked."""
 

@@ -1,5 +1,5 @@
-"""Plumbing shared by the inference pipelines (RAR, naive, CLIP-IQA): eval mode, device, stride,
-fast paths, the evaluation protocol, and the loop of the pipelines whose state is the image."""
+"""Plumbing shared by the inference pipelines (RAR and the baselines): eval mode, device, stride,
+fast paths and the evaluation protocol."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 from peft import PeftModel
 from torch import nn
 
-from rar.eval.method import MethodOutput
-from rar.pipeline.config import LoopConfig
+from rar.core.outputs import MethodOutput
+from rar.core.timing import StageClock
 from rar.pipeline.fast_paths import FastPaths, compile_module
 from rar.pipeline.geometry import (
     check_images,
@@ -16,9 +16,6 @@ from rar.pipeline.geometry import (
     max_image_side,
     pad_to_multiple,
 )
-from rar.pipeline.loop import Wiring, run_rounds
-from rar.pipeline.results import RestoreResult
-from rar.pipeline.timing import StageClock
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 
@@ -57,34 +54,13 @@ class InferencePipeline(nn.Module):
         self.fast = fast
         return self
 
+    def prepare(self, lq: torch.Tensor, clock: StageClock) -> torch.Tensor:
+        """Check ``lq [B, 3, H, W]`` and pad it to the stride, on the pipeline's device (timed as
+        ``preprocess``)."""
+        with clock.section("preprocess"):
+            check_images(lq, max_image_side(self.autoencoder, self.uir))
+            return pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
+
     def restore(self, lq: torch.Tensor) -> MethodOutput:
         """The evaluation harness's :class:`rar.eval.method.Method` protocol."""
         return self(lq).to_method_output()
-
-
-class PixelStatePipeline(InferencePipeline):
-    """Base of the pipelines whose loop state is the (padded) image: naive and CLIP-IQA. A
-    subclass supplies its :class:`rar.pipeline.loop.Wiring`; the padding, the rounds under the
-    fast paths and the crop back are shared."""
-
-    config: LoopConfig
-
-    def wiring(self, clock: StageClock) -> Wiring:
-        raise NotImplementedError(f"{type(self).__name__} must implement wiring(clock) -> Wiring")
-
-    @torch.no_grad()
-    def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
-        """Restore ``lq [B, 3, H, W]`` in ``[0, 1]``; ``return_latents`` keeps each round's output
-        image (padded, CPU) in the trajectories' ``latent`` field (same call as RARPipeline)."""
-        clock = StageClock(self.device)
-        height, width = lq.shape[-2:]
-        with self.fast.context(self.device):
-            with clock.section("preprocess"):
-                check_images(lq, max_image_side(self.autoencoder, self.uir))
-                x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
-            outcome = run_rounds(x, self.wiring(clock), self.config, clock, keep_states=return_latents)
-        return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
-
-    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size``."""
-        return state[:, : size[0], : size[1]].cpu()

@@ -17,7 +17,7 @@
   (:class:`rar.lqa.generation.PrefixKV`); ``None`` keeps the LQA's own setting (its
   ``lqa/config.json``, on by default).
 
-Measured before/after by ``scripts/bench.py`` (README, "Performance").
+Measured before/after by ``scripts/bench.py`` (``docs/performance.md``).
 """
 
 from __future__ import annotations

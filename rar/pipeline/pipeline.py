@@ -1,10 +1,10 @@
 """RAR inference: one encode, restore → assess → repeat in the latent space, one decode.
 
-::
+The whole method is :meth:`RARPipeline.forward`::
 
     z = AE.encode(pad(x))                                       # exactly one encode
     for r in 1..max_rounds (active images only):
-        h = LQA.assess(z); c = TextAdapter(h)                   # no text encoder, no decoded text used
+        c = TextAdapter(LQA.assess(z))                          # assess -> adapt (rar.lqa.assess)
         z_new = integrate UIR from z with c, t: 0 -> 1          # optional re-assessment every k steps
         stop="compare": p_better(z_new, over=z) < threshold -> stop, keep z
         z = z_new
@@ -14,7 +14,7 @@ Usable from Python without Hydra::
 
     pipe = RARPipeline.from_pretrained("models/tiny", device="cpu", max_rounds=3)
     result = pipe(lq)                  # RestoreResult: images [B,3,H,W], trajectories
-    out = pipe.restore(lq)             # rar.eval.method.MethodOutput (the eval harness's protocol)
+    out = pipe.restore(lq)             # rar.core.outputs.MethodOutput (the eval harness's protocol)
 
 With an LQA whose ``image_space`` is ``"pixel"`` (the "Pixel" ablation) each assessment and
 comparison decodes the latent first; the one-decode guarantee is for the latent LQA.
@@ -22,26 +22,29 @@ comparison decodes the latent first; the one-decode guarantee is for the latent 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from rar.conditioning.condition import Condition
-from rar.lqa.model import DepictQA
+from rar.core.timing import StageClock
+from rar.lqa.assess import assess_and_adapt
+from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.text_adapter import TextAdapter
-from rar.pipeline.assess import identify
 from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.fast_paths import FastPaths
-from rar.pipeline.folder import read_model_folder, write_model_folder
-from rar.pipeline.geometry import check_images, max_image_side, pad_to_multiple
-from rar.pipeline.loop import run_rounds
-from rar.pipeline.module_io import parse_dtype, realign
+from rar.pipeline.model_folder import (
+    parse_dtype,
+    read_model_folder,
+    realign,
+    write_model_folder,
+)
 from rar.pipeline.prompts import identification_question
 from rar.pipeline.results import RestoreResult
-from rar.pipeline.timing import StageClock
+from rar.pipeline.rounds import ActiveRounds
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
@@ -95,18 +98,53 @@ class RARPipeline(InferencePipeline):
     def forward(self, lq: torch.Tensor, return_latents: bool = False) -> RestoreResult:
         """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` (any ``H, W``); ``return_latents`` keeps each
         round's output latent ``[C, h, w]`` (CPU) in the trajectories."""
-        clock = StageClock(self.device)
-        size = lq.shape[-2:]
+        config, clock = self.config, StageClock(self.device)
         with self.fast.context(self.device):
-            with clock.section("preprocess"):
-                check_images(lq, max_image_side(self.autoencoder, self.uir))
-                x = pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
+            x = self.prepare(lq, clock)
             with clock.section("encode"):
-                z = self.autoencoder.encode(x)
-            outcome = run_rounds(z, _LatentWiring(self, clock), self.config, clock, keep_states=return_latents)
-            with clock.section("decode"):
-                images = self.autoencoder.decode(outcome.states, size=size).clamp(0, 1)
-        return RestoreResult(images, outcome.trajectories, dict(clock.seconds))
+                z = self.autoencoder.encode(x)  # the one encode
+            rounds = ActiveRounds(z, keep_states=return_latents)
+            for round_index in range(1, config.max_rounds + 1):
+                if rounds.done:
+                    break
+                start, z_in = clock.total(), rounds.current()
+                with clock.section("assess"):  # assess -> adapt
+                    cond, assessment = self.assess(z_in, round_index, 0, clock)
+                with clock.section("restore"):  # integrate the UIR, t: 0 -> 1
+                    z_out = integrate(self.uir, z_in, cond, steps=config.steps_per_round, method=config.method,
+                                      hook=self._reassess_hook(round_index, clock),
+                                      hook_every=config.assess_every).latent
+                p_better = None
+                if config.stop == "compare":  # compare: the stop rule keeps z_in where z_out is judged worse
+                    with clock.section("compare"):
+                        p_better = self.lqa.p_better(self._lqa_view(z_out, clock), self._lqa_view(z_in, clock)).p_better
+                rounds.record(z_out, assessment.text, p_better, config.threshold, clock.total() - start)
+            with clock.section("decode"):  # the one decode
+                images = self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
+        return RestoreResult(images, rounds.trajectories, dict(clock.seconds))
+
+    def assess(self, z: torch.Tensor, round_index: int, step: int, clock: StageClock) -> tuple[Condition, Assessment]:
+        """Assess → adapt (:func:`rar.lqa.assess.assess_and_adapt`) with the question of the loop's
+        prompt pool for this ``round_index`` and integration ``step``."""
+        question = identification_question(self.config.prompt_pool, self.config.seed, round_index, step)
+        return assess_and_adapt(self.lqa, self.text_adapter, self._lqa_view(z, clock), question=question)
+
+    def _lqa_view(self, z: torch.Tensor, clock: StageClock) -> torch.Tensor:
+        """What the LQA reads: the latent, or the decoded image for a pixel-space LQA."""
+        if self.lqa.image_space == "latent":
+            return z
+        with clock.section("decode"):
+            return self.autoencoder.decode(z).clamp(0, 1)
+
+    def _reassess_hook(self, round_index: int, clock: StageClock) -> Callable[..., Condition] | None:
+        """The sampler hook that refreshes the condition every ``assess_every`` steps (or None)."""
+        if self.config.assess_every is None:
+            return None
+
+        def hook(x_t: torch.Tensor, t: float, step: int) -> Condition:
+            with clock.section("assess"):
+                return self.assess(x_t, round_index, step, clock)[0]
+        return hook
 
     @torch.no_grad()
     def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -117,7 +155,7 @@ class RARPipeline(InferencePipeline):
     # ----------------------------------------------------------------- model folder
     def save_pretrained(self, path: str | Path, lora: str = "adapter", conditioner: nn.Module | None = None,
                         overwrite: bool = False, source: dict | None = None) -> Path:
-        """Write the model folder (:mod:`rar.pipeline.folder`).
+        """Write the model folder (:mod:`rar.pipeline.model_folder`).
 
         Args:
             path: output folder.
@@ -153,35 +191,3 @@ class RARPipeline(InferencePipeline):
         pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
                    folder.config.replace(**loop_settings))
         return pipe.set_fast_paths(fast)
-
-
-class _LatentWiring:
-    """RAR's stages on latents (see :class:`rar.pipeline.loop.Wiring`)."""
-
-    def __init__(self, pipe: RARPipeline, clock: StageClock) -> None:
-        self.pipe, self.clock, self.config = pipe, clock, pipe.config
-
-    def _view(self, z: torch.Tensor) -> torch.Tensor:
-        """What the LQA reads: the latent, or the decoded image for a pixel-space LQA."""
-        if self.pipe.lqa.image_space == "latent":
-            return z
-        with self.clock.section("decode"):
-            return self.pipe.autoencoder.decode(z).clamp(0, 1)
-
-    def condition(self, z: torch.Tensor, round_index: int, step: int) -> tuple[Condition, list[str]]:
-        question = identification_question(self.config.prompt_pool, self.config.seed, round_index, step)
-        assessment = identify(self.pipe.lqa, self._view(z), question)
-        return self.pipe.text_adapter(assessment.hidden, assessment.mask), assessment.text
-
-    def restore(self, z: torch.Tensor, cond: Condition, round_index: int) -> torch.Tensor:
-        hook = None
-        if self.config.assess_every is not None:
-            def hook(x_t: torch.Tensor, t: float, step: int) -> Condition:
-                with self.clock.section("assess"):
-                    return self.condition(x_t, round_index, step)[0]
-        result = integrate(self.pipe.uir, z, cond, steps=self.config.steps_per_round, method=self.config.method,
-                           hook=hook, hook_every=self.config.assess_every)
-        return result.latent
-
-    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-        return self.pipe.lqa.p_better(self._view(new), self._view(old)).p_better

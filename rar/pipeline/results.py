@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rar.eval.method import MethodOutput
+from rar.core.outputs import MethodOutput
 
 STOP_REASONS = ("compare", "max_rounds")
 """Why an image's loop ended: its last round was judged worse than its input (``compare``) or it

@@ -22,27 +22,14 @@ import re
 import subprocess
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from rar.core.tensor_files import save_tensors
 
 WEIGHTS_NAME = "weights.safetensors"
 TRAINABLE_NAME = "trainable.safetensors"
 PHASE_STATE_NAME = "phase_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d{7})$")
-
-
-def save_tensors(state: dict[str, torch.Tensor], path: pathlib.Path) -> None:
-    """Write ``state`` as safetensors, un-aliasing tensors that share storage (tied weights)."""
-    seen: set[int] = set()
-    out = {}
-    for key, value in state.items():
-        value = value.detach().cpu().contiguous()
-        ptr = value.untyped_storage().data_ptr()
-        out[key] = value.clone() if ptr in seen else value
-        seen.add(ptr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(out, str(tmp))
-    tmp.replace(path)
 
 
 def select_state(module: torch.nn.Module, keys: set[str]) -> dict[str, torch.Tensor]:

@@ -20,12 +20,17 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    DistributedDataParallelKwargs,
+    set_seed,
+)
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from rar.core.tensor_files import save_tensors
 from rar.training import checkpoint as ckpt
 from rar.training.phases import Phase, matching_parameters, set_trainable
 from rar.training.stage import Stage, StepOutput
@@ -109,7 +114,7 @@ def _register_checkpointing(accelerator: Accelerator, trainable: list[str], extr
     def save_hook(models, weights, output_dir):
         out = pathlib.Path(output_dir)
         if accelerator.is_main_process:
-            ckpt.save_tensors(ckpt.select_state(accelerator.unwrap_model(models[0]), keys), out / ckpt.TRAINABLE_NAME)
+            save_tensors(ckpt.select_state(accelerator.unwrap_model(models[0]), keys), out / ckpt.TRAINABLE_NAME)
             torch.save({k: v.state_dict() for k, v in extra.items()}, out / ckpt.PHASE_STATE_NAME)
         weights.clear()
 

@@ -9,7 +9,6 @@ not by the stage, so one stage class serves several phases.
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 from dataclasses import dataclass, field
 
@@ -39,17 +38,6 @@ class Stage(torch.nn.Module):
     def validate(self, out_dir: pathlib.Path, step: int) -> dict[str, float]:
         """Optional periodic validation on the main process; write artefacts under ``out_dir``."""
         return {}
-
-
-@contextlib.contextmanager
-def train_mode(module: torch.nn.Module, training: bool):
-    """Put ``module`` in train (``True``) or eval mode for the block, then restore its mode."""
-    was = module.training
-    module.train(training)
-    try:
-        yield
-    finally:
-        module.train(was)
 
 
 def same_size_pair(batch, stage: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

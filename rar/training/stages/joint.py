@@ -29,21 +29,6 @@ Choices (all visible in ``configs/stage/joint.yaml``):
   training condition equals the one inference computes.
 * **Non-iterative variant** (paper Table 5): ``iterative=False`` is ``K = 1``: one assessment of
   ``z_lq``, ``t`` from ``timestep_sampling`` over all of ``[0, 1]``.
-* **Comparison on the model's own rounds** (ours, off by default): ``compare_weight > 0`` adds
-  the LQA's answer loss on ``(round output, round input)`` pairs of ``compare_rounds`` inference
-  rounds, labelled by ``compare_metric`` against the clean image
-  (:mod:`rar.training.stages.round_comparison`); this trains the stop rule's comparison on the
-  outputs it judges at inference.
-* **Assessment loss** (ours; ``qa_weight``): the flow loss alone lets the LQA's LoRA and image
-  adapter drift away from answering questions: on the tiny experiment the LQA's identification
-  accuracy on fresh training-photo crops fell from 24% to 2-16% and its comparison accuracy from
-  85% to 53-59% (about chance) during 150 joint steps (three runs). ``qa_weight > 0`` adds
-  DepictQA's own next-token loss on identification / comparison records drawn from the same batch
-  (``qa_records``, :class:`rar.lqa.datasets.IQARecords`: the recipe of ``lqa_finetune``'s data),
-  keeping the LQA an assessor while the restorer's loss trains it too (weight 1: comparison
-  accuracy 77%). ``qa_weight = 0`` (the default) is the paper's Eq. 6 exactly; on the tiny
-  experiment the kept comparator accepted more of the UIR's rounds and scored worse on the
-  held-out benchmark (numbers in ``configs/stage/joint.yaml``).
 
 The LQA always reads latents (its image adapter), never decoded pixels.
 """
@@ -58,7 +43,8 @@ import torch
 from torchvision.utils import make_grid
 
 from rar.conditioning.condition import Condition
-from rar.lqa.datasets import IQARecords
+from rar.core.modes import train_mode
+from rar.lqa.assess import assess_and_adapt
 from rar.lqa.model import Assessment, DepictQA
 from rar.lqa.prompts import IDENTIFY_TASK, query_layout
 from rar.lqa.text_adapter import TextAdapter
@@ -67,13 +53,6 @@ from rar.training.stage import (
     StepOutput,
     first_batch,
     same_size_pair,
-    train_mode,
-)
-from rar.training.stages.lqa_common import assessment_loss
-from rar.training.stages.round_comparison import (
-    REFERENCE_METRICS,
-    comparison_loss,
-    own_rounds,
 )
 from rar.training.stages.uir import psnr
 from rar.uir import flow
@@ -144,14 +123,6 @@ class JointStage(Stage):
         val_dataset, val_samples: pairs restored by :meth:`validate` (first ``val_samples`` items).
         val_steps: Euler steps of a validation restoration (a multiple of ``K``; the LQA
             re-assesses at every segment boundary).
-        compare_weight: weight of the comparison loss on the model's own rounds (0: the paper's
-            flow loss only).
-        compare_rounds: inference rounds rolled out per example for the comparison pairs.
-        compare_steps: Euler steps of such a round (the inference ``steps_per_round``).
-        compare_metric: full-reference metric that labels a pair (``ssim`` | ``psnr``).
-        qa_weight: weight of the LQA's answer loss on records drawn from the batch (0: the
-            paper's flow loss only).
-        qa_records: the record recipe for ``qa_weight > 0`` (default :class:`IQARecords`).
     """
 
     def __init__(
@@ -174,12 +145,6 @@ class JointStage(Stage):
         val_dataset: torch.utils.data.Dataset | None = None,
         val_samples: int = 4,
         val_steps: int = 4,
-        compare_weight: float = 0.0,
-        compare_rounds: int = 2,
-        compare_steps: int = 4,
-        compare_metric: str = "ssim",
-        qa_weight: float = 0.0,
-        qa_records: IQARecords | None = None,
     ) -> None:
         super().__init__()
         if lqa.image_space != "latent" or lqa.image_adapter is None:
@@ -205,13 +170,6 @@ class JointStage(Stage):
             raise ValueError(f"timestep_sampling must be one of {flow.TIMESTEP_SCHEMES}, got {timestep_sampling!r}")
         if loss_weighting not in flow.LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {flow.LOSS_WEIGHTINGS}, got {loss_weighting!r}")
-        if compare_weight < 0 or compare_rounds < 1 or compare_steps < 1:
-            raise ValueError(f"compare_weight must be >= 0 and compare_rounds, compare_steps >= 1, got "
-                             f"{compare_weight}, {compare_rounds}, {compare_steps}")
-        if qa_weight < 0:
-            raise ValueError(f"qa_weight must be >= 0, got {qa_weight}")
-        if compare_metric not in REFERENCE_METRICS:
-            raise ValueError(f"compare_metric must be one of {REFERENCE_METRICS}, got {compare_metric!r}")
         self.num_segments = segments if iterative else 1
         if val_steps % self.num_segments:
             raise ValueError(f"val_steps={val_steps} must be a multiple of the {self.num_segments} segments")
@@ -226,19 +184,16 @@ class JointStage(Stage):
         self.loss_weighting = loss_weighting
         self.val_dataset, self.val_samples, self.val_steps = val_dataset, val_samples, val_steps
         self._val_batch = None
-        self.compare_weight, self.compare_rounds = compare_weight, compare_rounds
-        self.compare_steps, self.compare_metric = compare_steps, compare_metric
-        self.qa_weight, self.qa_records = qa_weight, qa_records or IQARecords()
 
     # ----------------------------------------------------------------- pieces
     def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         return same_size_pair(batch, "joint", next(self.uir.parameters()).device)
 
     @torch.no_grad()
-    def assess(self, latents: torch.Tensor) -> Assessment:
-        """Greedy identification of ``latents`` with the LQA in eval mode (deterministic answers)."""
-        with train_mode(self.lqa, False):
-            return self.lqa.assess(latents, space="latent")
+    def assess(self, latents: torch.Tensor) -> tuple[Condition, Assessment]:
+        """Assess → adapt without gradients (:func:`rar.lqa.assess.assess_and_adapt`, the LQA in
+        eval mode: deterministic answers): the condition of ``latents`` and the assessment."""
+        return assess_and_adapt(self.lqa, self.text_adapter, latents, space="latent")
 
     def condition(self, latents: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> Condition:
         """``TextAdapter(LQA(latents))`` with gradients, for the answer ``tokens``/``mask`` ``[N, T]``
@@ -264,7 +219,7 @@ class JointStage(Stage):
             if not bool(assessed.any()):
                 break
             rows = assessed.nonzero().squeeze(1)
-            a = self.assess(x[rows])
+            assessed_cond, a = self.assess(x[rows])
             answers.append((rows, a))
             if not bool(stepping.any()):
                 break
@@ -274,7 +229,7 @@ class JointStage(Stage):
                 if grad:
                     cond = self.condition(x[moving], a.tokens[sel], a.mask[sel])
                 else:
-                    cond = self.text_adapter(a.hidden[sel], a.mask[sel])
+                    cond = assessed_cond.index(sel)
                 end = integrate(self.uir, x[moving], cond, steps=steps, t0=j / K, t1=(j + 1) / K).latent
                 x = x.index_copy(0, moving, end)
             latents.append(x)
@@ -316,29 +271,7 @@ class JointStage(Stage):
         loss = flow.flow_matching_loss(v, sample.target, weight)
         logs = self._logs(v, sample.target, weight, seg, z_k, z_lq[rows], z_hq[rows])
         logs["loss_flow"] = float(loss.detach())
-        if self.compare_weight > 0:
-            compare_loss, compare_logs = self.compare_loss(z_lq, hq)
-            loss = loss + self.compare_weight * compare_loss
-            logs.update(compare_logs)
-        if self.qa_weight > 0:
-            qa_loss, qa_logs = self.qa_loss(batch, lq, hq)
-            loss = loss + self.qa_weight * qa_loss
-            logs.update(qa_logs)
         return StepOutput(loss, logs)
-
-    def qa_loss(self, batch, lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """DepictQA's answer loss on one record per example of the batch (:func:`assessment_loss`)."""
-        with train_mode(self.lqa, self.lqa_dropout and self.training):
-            return assessment_loss(self.autoencoder, self.lqa, self.qa_records, batch, lq, hq)
-
-    def compare_loss(self, z_lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The LQA's answer loss on ``(round output, round input)`` pairs of ``compare_rounds``
-        inference rounds from ``z_lq`` (rolled out as inference does, without gradients)."""
-        rounds = own_rounds(self.autoencoder, self.lqa, self.text_adapter, self.uir, z_lq, hq,
-                            self.compare_rounds, self.compare_steps, self.compare_metric)
-        pairs = rounds.pairs(self.lqa.compare_question)
-        with train_mode(self.lqa, self.lqa_dropout and self.training):
-            return comparison_loss(self.lqa, pairs)
 
     @torch.no_grad()
     def _logs(self, v, target, weight, seg, z_k, z_lq, z_hq) -> dict[str, float]:

@@ -19,7 +19,7 @@ trains the LQA's latent path (image adapter, LoRA) on:
   the UIR, stays what the UIR was trained with.
 
 The paper has no such stage (its LQA is trained once, then jointly with the flow loss). On the tiny
-experiment it did not help (numbers in ``configs/stage/lqa_compare.yaml``): the ranking of helping
+experiment it did not help (numbers in ``docs/experiments.md``): the ranking of helping
 over harmful rounds improved a little, but balanced pairs teach a 50% prior where about a third of
 the rounds help, and training the shared LoRA moves the identification the UIR reads, so fewer
 rounds help; ``scripts/tiny_experiment.sh`` therefore does not run it.
@@ -32,6 +32,7 @@ import pathlib
 
 import torch
 
+from rar.core.modes import train_mode
 from rar.lqa.datasets import IQARecords
 from rar.lqa.model import DepictQA
 from rar.lqa.text_adapter import TextAdapter
@@ -40,7 +41,6 @@ from rar.training.stage import (
     StepOutput,
     first_batch,
     same_size_pair,
-    train_mode,
 )
 from rar.training.stages.lqa_common import assessment_loss
 from rar.training.stages.round_comparison import (

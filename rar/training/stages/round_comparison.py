@@ -1,16 +1,12 @@
-"""Comparison supervision on the restorer's own rounds (the ``lqa_compare`` stage and an option of
-``joint``; ours).
+"""Comparison supervision on the restorer's own rounds (used by the ``lqa_compare`` stage; ours).
 
 At inference the stop rule asks the LQA whether a round's output beats the round's input
 (``p_better(new, over=old)``). The LQA learned comparison in ``lqa_finetune`` on synthetic pairs
-of degradation levels, never on the UIR's outputs, whose artefacts are of another kind. With
-``compare_weight > 0`` the joint stage therefore also runs ``compare_rounds`` inference rounds per
-example (no gradients: assess once, integrate ``[0, 1]`` in ``compare_steps`` Euler steps), labels
-each pair ``(round output, round input)`` by a full-reference metric against the clean image, and
-adds the LQA's answer loss on the comparison prompt (``"Image A"`` / ``"Image B"``, the order drawn
-at random so the answer carries no position bias). The paper trains the joint stage with the flow
-loss only; ``compare_weight = 0`` (the default) is exactly that. The ``lqa_compare`` stage
-(:mod:`rar.training.stages.lqa_compare`) trains on the same pairs alone, after ``joint``.
+of degradation levels, never on the UIR's outputs, whose artefacts are of another kind. This module
+runs inference rounds from a batch of degraded latents (:func:`own_rounds`, no gradients: assess
+once, integrate ``[0, 1]``), labels each pair ``(round output, round input)`` by a full-reference
+metric against the clean image, and lays the pairs out for the LQA's comparison prompt
+(``"Image A"`` / ``"Image B"``, the order drawn at random so the answer carries no position bias).
 """
 
 from __future__ import annotations
@@ -19,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from rar.core.modes import train_mode
+from rar.lqa.assess import assess_and_adapt
 from rar.lqa.model import DepictQA
 from rar.lqa.prompts import COMPARE_TASK, PromptLayout, Turn, build_layout
 from rar.lqa.text_adapter import TextAdapter
-from rar.training.stage import train_mode
 from rar.training.stages.uir import psnr
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
@@ -132,10 +129,9 @@ def own_rounds(
     with the LQA in eval mode, condition through the text adapter, integrate ``[0, 1]`` in
     ``steps`` Euler steps), and score every state against ``hq [B, 3, H, W]`` with ``metric``."""
     states = [z_lq]
-    with train_mode(lqa, False), train_mode(text_adapter, False):
+    with train_mode(text_adapter, False):
         for _ in range(rounds):
-            answer = lqa.assess(states[-1], space="latent")
-            cond = text_adapter(answer.hidden, answer.mask)
+            cond, _ = assess_and_adapt(lqa, text_adapter, states[-1], space="latent")
             states.append(integrate(uir, states[-1], cond, steps=steps).latent)
     scores = [reference_scores(autoencoder.decode(s, size=hq.shape[-2:]).clamp(0, 1), hq, metric) for s in states]
     return OwnRounds(states, scores)

@@ -7,8 +7,8 @@ Each round works on pixels and goes through text::
     x_new = AE.decode(UIR(AE.encode(x), c))        # one encode and one decode per round
     stop="compare": p_better(x_new, over=x) < threshold -> stop, keep x
 
-Same assessment, restoration and stop code as :class:`rar.pipeline.RARPipeline`
-(:func:`rar.pipeline.loop.run_rounds`); only the wiring differs. The text encoders' cache is
+Same per-image stop bookkeeping as :class:`rar.pipeline.RARPipeline` (:class:`rar.pipeline.rounds.ActiveRounds`,
+through :func:`rar.baselines.loop.run_rounds`); the stages are pixel ones. The text encoders' cache is
 cleared before every call by default (``cache_text=False``) so their cost is measured, as the
 naive method pays it.
 """
@@ -19,17 +19,15 @@ from pathlib import Path
 
 import torch
 
+from rar.baselines.loop import PixelStatePipeline
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner
+from rar.core.timing import StageClock
 from rar.lqa.model import DepictQA
-from rar.pipeline.assess import identify
-from rar.pipeline.base import PixelStatePipeline
 from rar.pipeline.config import LoopConfig
-from rar.pipeline.folder import read_model_folder
-from rar.pipeline.module_io import parse_dtype, realign
+from rar.pipeline.model_folder import parse_dtype, read_model_folder, realign
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.prompts import identification_question
-from rar.pipeline.timing import StageClock
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
@@ -99,14 +97,14 @@ class NaivePipeline(PixelStatePipeline):
 
 
 class PixelWiring:
-    """The naive stages on images (see :class:`rar.pipeline.loop.Wiring`)."""
+    """The naive stages on images (see :class:`rar.baselines.loop.Wiring`)."""
 
     def __init__(self, pipe: NaivePipeline, clock: StageClock) -> None:
         self.pipe, self.clock, self.config = pipe, clock, pipe.config
 
     def condition(self, x: torch.Tensor, round_index: int, step: int) -> tuple[Condition, list[str]]:
         question = identification_question(self.config.prompt_pool, self.config.seed, round_index, step)
-        texts = identify(self.pipe.lqa, x, question, space="pixel").text
+        texts = self.pipe.lqa.assess(x, space="pixel", question=question).text
         with self.clock.section("text_encode"):
             if not self.pipe.cache_text:
                 self.pipe.conditioner.clear_cache()

@@ -1,6 +1,6 @@
 """The CLIP-IQA ablation (paper Table 4): a CLIP n-way degradation classifier replaces DepictQA.
 
-Each round, as in the naive pipeline (:mod:`rar.pipeline.naive`), but the assessment is a
+Each round, as in the naive pipeline (:mod:`rar.baselines.naive`), but the assessment is a
 zero-shot CLIP classification of the pixels against AutoDIR's SA-CLIP degradation labels::
 
     label = argmax_k softmax(s * cos(CLIP_img(x), CLIP_txt("a photo with {label_k}")))
@@ -22,15 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer, CLIPModel
 
+from rar.baselines.loop import PixelStatePipeline
+from rar.baselines.naive import PixelWiring
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
-from rar.pipeline.base import PixelStatePipeline
-from rar.pipeline.components import load_sd3_text
+from rar.core.timing import StageClock
 from rar.pipeline.config import LoopConfig
-from rar.pipeline.folder import read_model_folder
-from rar.pipeline.module_io import parse_dtype, realign
-from rar.pipeline.naive import PixelWiring
-from rar.pipeline.timing import StageClock
+from rar.pipeline.model_folder import (
+    load_sd3_text,
+    parse_dtype,
+    read_model_folder,
+    realign,
+)
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 
