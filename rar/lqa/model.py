@@ -23,6 +23,11 @@ path up to float round-off. The stored states assume the weights stay frozen whi
 they are dropped on ``train(True)``, on ``.to()``/dtype changes and when an LLM parameter is
 modified in place. Training forwards (:meth:`DepictQA.forward`, or anything with gradients) never
 read it.
+
+Static decoding (``static_decoder``, a :class:`rar.lqa.static_decode.StaticDecoder`; off when
+``None``): in inference the greedy answers of :meth:`assess` and :meth:`describe` run over a
+preallocated static KV cache, optionally with a compiled (CUDA-graph) one-token step; same tokens
+as the default dynamic-cache loop.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from rar.lqa.prompts import (
     answer_text,
     query_layout,
 )
+from rar.lqa.static_decode import StaticDecoder
 
 ImageSpace = Literal["pixel", "latent"]
 
@@ -156,6 +162,7 @@ class DepictQA(nn.Module):
         self.max_new_tokens = max_new_tokens
         self.prefix_cache = prefix_cache
         self.prefix_kv = PrefixKV()
+        self.static_decoder: StaticDecoder | None = None  # static-cache greedy decoding in inference (see module doc)
         self.identify_question = IDENTIFY_QUESTION + SINGLE_Q_TAIL
         self.compare_question = COMPARE_QUESTION + SINGLE_Q_TAIL
         self.describe_question = IDENTIFY_QUESTION
@@ -184,6 +191,8 @@ class DepictQA(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         self.prefix_kv.clear()  # .to() / .half() / .cuda(): the stored states are on the old device/dtype
+        if self.static_decoder is not None:
+            self.static_decoder.clear()
         return super()._apply(fn, *args, **kwargs)
 
     def _ids(self) -> tuple[int, int, int]:
@@ -331,6 +340,8 @@ class DepictQA(nn.Module):
         """Greedy answer to a one-image ``layout`` for the batch ``x``."""
         _, eos, pad = self._ids()
         prompt = self.llm_prompt(layout, [x], space)
+        if self.static_decoder is not None and not torch.is_grad_enabled():
+            return self.static_decoder.decode(self.base_llm, prompt.embeds, eos, pad, max_new_tokens, past=prompt.past)
         return greedy_decode(self.base_llm, prompt.embeds, eos, pad, max_new_tokens, past=prompt.past)
 
     def assess(self, x: torch.Tensor, space: ImageSpace | None = None, max_new_tokens: int | None = None,
