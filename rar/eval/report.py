@@ -109,16 +109,30 @@ def write_reports(summary: Summary, benchmark: Benchmark, results: Mapping[str, 
     (run_dir / "summary.md").write_text(summary_markdown(summary))
 
 
-def _panel(img: torch.Tensor, height: int) -> torch.Tensor:
+def resize_panel(img: torch.Tensor, height: int) -> torch.Tensor:
     width = max(1, round(img.shape[-1] * height / img.shape[-2]))
     resized = F.interpolate(img[None], size=(height, width), mode="bicubic", antialias=True, align_corners=False)
     return resized[0].clamp(0, 1)
 
 
-def _caption(text: str, width: int, height: int = 20) -> torch.Tensor:
+def caption_strip(text: str, width: int, height: int = 20) -> torch.Tensor:
     strip = np.full((height, width, 3), 255, dtype=np.uint8)
     cv2.putText(strip, text, (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return torch.from_numpy(strip).permute(2, 0, 1).float() / 255
+
+
+def pick_examples(benchmark: Benchmark, available: set[str], count: int) -> list:
+    """Up to ``count`` items whose keys are in ``available``: one per combination first, then
+    the next ones in benchmark order; returned in benchmark order."""
+    candidates = [item for item in benchmark.items if item.key in available]
+    chosen, used = [], set()
+    for item in candidates:
+        if item.combination not in used and len(chosen) < count:
+            chosen.append(item)
+            used.add(item.combination)
+    chosen += [i for i in candidates if i not in chosen][: max(0, count - len(chosen))]
+    order = {item.key: n for n, item in enumerate(benchmark.items)}
+    return sorted(chosen, key=lambda item: order[item.key])
 
 
 def write_montage(
@@ -128,27 +142,17 @@ def write_montage(
     each row ``LQ | output | HQ`` at ``height`` pixels with a caption. Returns ``None`` when no
     scored example has a saved output."""
     run_dir = Path(run_dir)
-    candidates = [
-        (item, results[item.key]) for item in benchmark.items
-        if item.key in results and results[item.key].output and (run_dir / results[item.key].output).is_file()
-    ]
-    chosen, used = [], set()
-    for item, result in candidates:  # one per combination first, then fill up in order
-        if item.combination not in used and len(chosen) < count:
-            chosen.append((item, result))
-            used.add(item.combination)
-    chosen += [(i, r) for i, r in candidates if (i, r) not in chosen][: max(0, count - len(chosen))]
-    order = {item.key: n for n, item in enumerate(benchmark.items)}
-    chosen.sort(key=lambda pair: order[pair[0].key])
-    if not chosen or count < 1:
+    saved = {k for k, r in results.items() if r.output and (run_dir / r.output).is_file()}
+    chosen = [(item, results[item.key]) for item in pick_examples(benchmark, saved, count)]
+    if not chosen:
         return None
     rows = []
     for item, result in chosen:
-        panels = [_panel(load_image(p), height) for p in (item.lq, run_dir / result.output, item.hq)]
+        panels = [resize_panel(load_image(p), height) for p in (item.lq, run_dir / result.output, item.hq)]
         row = torch.cat([torch.cat([p, torch.ones(3, height, 4)], dim=-1) for p in panels], dim=-1)
         scores = " ".join(f"{METRICS[m].label} {_fmt(v, METRICS[m].decimals)}" for m, v in result.metrics.items())
         text = f"{item.key}  [LQ | output | HQ]  {scores}"
-        rows.append(torch.cat([_caption(text, row.shape[-1]), row], dim=-2))
+        rows.append(torch.cat([caption_strip(text, row.shape[-1]), row], dim=-2))
     width = max(r.shape[-1] for r in rows)
     rows = [F.pad(r, (0, width - r.shape[-1]), value=1.0) for r in rows]
     return save_image(torch.cat(rows, dim=-2), run_dir / "montage.png", overwrite=True)
