@@ -7,7 +7,7 @@ CPU (the committed tiny model on the bundled samples; latent LQA and its pixel p
 Cluster (a trained SD3.5 RAR, plus the zero-shot CLIP classifier row)::
 
     python scripts/lqa_accuracy.py benchmark=agenticir_groupA model=runs/sd35m/joint/model device=cuda \
-        +assessors.clip._target_=rar.eval.lqa_accuracy.clip_classifier +assessors.clip.path=/weights/sa-clip
+        +assessors.clip._target_=rar.baselines.clip_iqa.clip_assessor +assessors.clip.path=/weights/sa-clip
 
 Writes ``lqa_accuracy.md`` (the table) and ``lqa_accuracy.json`` (every number, unknown answer
 phrases included) into the run folder (``runs/lqa_accuracy/<benchmark>``) and prints the table.

@@ -10,7 +10,7 @@ from test_eval_harness import CountingMethod, make_benchmark
 
 from rar.eval.figures import comparison_grid, plot_training_curves, read_metrics
 from rar.eval.harness import evaluate_shard
-from rar.eval.method import MethodOutput
+from rar.core.outputs import MethodOutput
 from rar.eval.metrics import MetricSuite
 from rar.utils.image_io import load_image
 

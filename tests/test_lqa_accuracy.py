@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from rar.data.benchmark_sets import build_composite_set
-from rar.eval.lqa_accuracy import (
-    Assessor,
-    accuracy_markdown,
-    categories,
-    evaluate_assessor,
-    lqa_phrases,
-    rar_lqa,
-    score_identification,
-)
-from rar.pipeline.tiny import save_tiny_rar_model
+from rar.core.assessor import Assessor
+from rar.eval.lqa_accuracy import CATEGORY_OF_PHRASE, accuracy_markdown, categories, evaluate_assessor, score_identification
+from rar.pipeline.assessor import lqa_assessor, lqa_phrases
+from rar.testing import save_tiny_rar_model
 from rar.utils.image_io import load_image, save_image
 
 
@@ -104,6 +98,17 @@ def test_unlabelled_set_is_refused(hand_set, tmp_path):
 
 def test_model_folder_lqa_rows_run(hand_set, tmp_path):
     folder = save_tiny_rar_model(tmp_path / "rar")
-    rows = [evaluate_assessor(rar_lqa(folder, space), hand_set) for space in ("latent", "pixel")]
+    rows = [evaluate_assessor(lqa_assessor(folder, space), hand_set) for space in ("latent", "pixel")]
     for row in rows:
         assert row.n_images == 6 and row.n_pairs == 8 and 0 <= row.comparison <= 1
+
+
+def test_clip_row_identifies_only(hand_set, tmp_path):
+    from test_clip_iqa import save_tiny_clip
+
+    from rar.baselines.clip_iqa import SA_CLIP_LABELS, clip_assessor
+
+    row = evaluate_assessor(clip_assessor(save_tiny_clip(tmp_path / "clip")), hand_set)
+    assert row.comparison is None and row.n_pairs == 0 and row.n_images == 6
+    assert not row.unknown_phrases  # every SA-CLIP label maps to a category or to "no degradation"
+    assert {label for label in SA_CLIP_LABELS if label != "no degradation"} <= set(CATEGORY_OF_PHRASE)

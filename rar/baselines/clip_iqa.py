@@ -26,6 +26,7 @@ from rar.baselines.loop import PixelStatePipeline
 from rar.baselines.naive import PixelWiring
 from rar.conditioning.condition import Condition
 from rar.conditioning.sd3_text import SD3TextConditioner, build_sd3_text_conditioner
+from rar.core.assessor import Assessor
 from rar.core.timing import StageClock
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.model_folder import (
@@ -243,3 +244,9 @@ class _ClipWiring(PixelWiring):
 
     def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("the CLIP classifier cannot compare two images; ClipIQAPipeline runs with stop='fixed'")
+
+
+def clip_assessor(path: str | Path, name: str = "CLIP zero-shot", device: str | torch.device = "cpu") -> Assessor:
+    """A zero-shot CLIP classifier over AutoDIR's SA-CLIP labels (identification only)."""
+    classifier = CLIPDegradationClassifier.from_pretrained(str(path)).to(device)
+    return Assessor(name, identify=lambda x: [[label] for label in classifier.classify(x).labels])

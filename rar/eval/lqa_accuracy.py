@@ -9,7 +9,9 @@ per image and, when it can, ``p_better`` per pair.
 Categories are coarse so that every assessor is scored on the same classes: the benchmark's
 ``motion_blur`` and ``defocus_blur`` are both ``blur`` (a CLIP classifier over AutoDIR's labels
 has one "blur" class), ``dark`` is also CLIP's "underexposure", and "raindrop" counts as
-``rain``. An answer phrase that maps to no category is counted in
+``rain``. Assessors (:class:`rar.core.assessor.Assessor`) are built by
+:func:`rar.pipeline.assessor.lqa_assessor` (a RAR model folder's LQA, latent or pixel path) and
+:func:`rar.baselines.clip_iqa.clip_assessor`. An answer phrase that maps to no category is counted in
 :attr:`AssessorAccuracy.unknown_phrases` and makes that image's exact match fail.
 A low-resolution LQ (1/4 of its reference) is compared at the reference size (MATLAB bicubic ×4).
 
@@ -20,18 +22,15 @@ towards false positives only); macro F1 is their mean over the categories presen
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
+from rar.core.assessor import Assessor
 from rar.data.benchmark_sets import BenchmarkSet
 from rar.degradations import display_name
 from rar.eval.metrics import match_reference_size
-from rar.lqa.evaluation import phrase_set
-from rar.lqa.model import ImageSpace
-from rar.pipeline.geometry import pad_to_multiple
 from rar.utils.image_io import load_image
 
 CATEGORY_OF_DEGRADATION: dict[str, str] = {
@@ -70,16 +69,6 @@ def truth_categories(degradations: Sequence[str]) -> frozenset[str]:
     if missing:
         raise ValueError(f"no category for degradations {missing}; known: {sorted(CATEGORY_OF_DEGRADATION)}")
     return frozenset(CATEGORY_OF_DEGRADATION[d] for d in degradations)
-
-
-@dataclass
-class Assessor:
-    """What is scored: ``identify(images [B,3,H,W] in [0,1]) -> one phrase list per image`` and,
-    if the assessor can compare, ``compare(a, b) -> p_better [B]`` (A better than B)."""
-
-    name: str
-    identify: Callable[[torch.Tensor], list[list[str]]]
-    compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -143,12 +132,6 @@ def score_identification(predicted: Sequence[frozenset[str]], truth: Sequence[fr
     return scores, macro, exact
 
 
-def lqa_phrases(answers: Sequence[str]) -> list[list[str]]:
-    """An LQA's identification answers → phrase lists (``"Noise, haze"`` → ``["noise", "haze"]``)."""
-    return [sorted(phrase_set(a)) or ["none"] for a in answers]
-
-
-
 @torch.no_grad()
 def evaluate_assessor(assessor: Assessor, benchmark_set: BenchmarkSet, include_clean: bool = True,
                       device: torch.device | str = "cpu") -> AssessorAccuracy:
@@ -181,36 +164,6 @@ def evaluate_assessor(assessor: Assessor, benchmark_set: BenchmarkSet, include_c
     unknown = Counter(c[1:] for cats in predicted for c in cats if c.startswith("?"))
     return AssessorAccuracy(assessor.name, scores, macro, exact, hits / asked if asked else None,
                             len(truth), asked, dict(unknown))
-
-
-def rar_lqa(path: str | Path, space: ImageSpace = "latent", name: str | None = None,
-            device: str | torch.device = "cpu") -> Assessor:
-    """The LQA of a RAR model folder, reading latents (through the folder's autoencoder, padded to
-    the pipeline's stride as in restoration) or pixels (its CLIP path; the folder must hold it)."""
-    from rar.pipeline import RARPipeline  # model loading only; the metrics above need no pipeline
-
-    pipe = RARPipeline.from_pretrained(path, device=device)
-    lqa = pipe.lqa
-    if space == "pixel" and lqa.vision_encoder is None:
-        raise ValueError(f"{path}: the LQA has no vision encoder, so its pixel path cannot be scored")
-
-    def view(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(pipe.device)
-        return pipe.autoencoder.encode(pad_to_multiple(x, pipe.stride)) if space == "latent" else x
-
-    return Assessor(
-        name or f"LQA ({space})",
-        identify=lambda x: lqa_phrases(lqa.assess(view(x), space=space).text),
-        compare=lambda a, b: lqa.p_better(view(a), view(b), space=space).p_better,
-    )
-
-
-def clip_classifier(path: str | Path, name: str = "CLIP zero-shot", device: str | torch.device = "cpu") -> Assessor:
-    """A zero-shot CLIP classifier over AutoDIR's SA-CLIP labels (identification only)."""
-    from rar.pipeline.clip_iqa import CLIPDegradationClassifier
-
-    classifier = CLIPDegradationClassifier.from_pretrained(str(path)).to(device)
-    return Assessor(name, identify=lambda x: [[label] for label in classifier.classify(x).labels])
 
 
 def accuracy_markdown(rows: Sequence[AssessorAccuracy]) -> str:
