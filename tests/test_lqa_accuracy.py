@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from rar.data.benchmark_sets import build_composite_set
 from rar.core.assessor import Assessor
+from rar.data.benchmark_sets import build_composite_set
 from rar.eval.lqa_accuracy import CATEGORY_OF_PHRASE, accuracy_markdown, categories, evaluate_assessor, score_identification
 from rar.pipeline.assessor import lqa_assessor, lqa_phrases
 from rar.testing import save_tiny_rar_model
