@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 from torch import nn
+from helpers import spy
 from transformers import CLIPTextModelWithProjection, T5EncoderModel
 
 from rar.conditioning.sd3_text import SD3TextConditioner
@@ -15,10 +16,10 @@ from rar.core.timing import StageClock
 from rar.eval.method import Method
 from rar.lqa.assess import assess_and_adapt
 from rar.lqa.model import Assessment, Comparison
-from rar.lqa.prompts import IDENTIFY_QUESTION, SINGLE_Q_TAIL
+from rar.lqa.prompts import COMPARE_QUESTION, IDENTIFY_QUESTION, SINGLE_Q_TAIL
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig, RARPipeline
-from rar.pipeline.prompts import IDENTIFY_PROMPTS, identification_question
+from rar.pipeline.prompts import COMPARE_PROMPTS, IDENTIFY_PROMPTS, comparison_question, identification_question
 from rar.testing import build_tiny_rar_pipeline
 
 
@@ -54,7 +55,7 @@ class StubLQA(nn.Module):
         return Assessment(hidden, torch.ones(b, 2, dtype=torch.bool), [f"stub {v:.4f}" for v in feature.tolist()],
                           torch.zeros(b, 2, dtype=torch.long))
 
-    def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space=None) -> Comparison:
+    def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space=None, question=None) -> Comparison:
         self.compare_batches.append(x_a.shape[0])
         if isinstance(self.verdicts, float):
             p = torch.full((x_a.shape[0],), self.verdicts)
@@ -194,6 +195,26 @@ def test_assess_and_adapt_reproduces_assess_and_the_prompt_pool_is_seeded(pipe):
     assert draws == [identification_question("random", 7, r, s) for r in range(1, 5) for s in range(3)]
     assert len(set(draws)) > 1 and all(d.endswith(SINGLE_Q_TAIL) for d in draws)
     assert draws != [identification_question("random", 8, r, s) for r in range(1, 5) for s in range(3)]
+    # the stop rule's question is drawn per round too (S.3: the pool applies at every decision step)
+    assert len(set(COMPARE_PROMPTS)) == 16 and COMPARE_PROMPTS[0] == COMPARE_QUESTION
+    assert comparison_question("fixed", 0, 1) is None
+    compares = [comparison_question("random", 7, r) for r in range(1, 9)]
+    assert compares == [comparison_question("random", 7, r) for r in range(1, 9)] and len(set(compares)) > 1
+    assert all(q.endswith(SINGLE_Q_TAIL) and q.removesuffix(SINGLE_Q_TAIL) in COMPARE_PROMPTS for q in compares)
+
+
+def test_random_pool_asks_the_drawn_comparison_question_each_round(pipe):
+    calls = []
+    with settings(pipe, stop="compare", max_rounds=3, prompt_pool="random", threshold=0.0, seed=3), \
+            pytest.MonkeyPatch.context() as mp:
+        spy(mp, pipe.lqa, "p_better", calls)
+        pipe(torch.rand(1, 3, 16, 16))
+    assert [kw["question"] for _, kw in calls] == [comparison_question("random", 3, r) for r in (1, 2, 3)]
+    with settings(pipe, stop="compare", max_rounds=1, prompt_pool="fixed"), pytest.MonkeyPatch.context() as mp:
+        calls.clear()
+        spy(mp, pipe.lqa, "p_better", calls)
+        pipe(torch.rand(1, 3, 16, 16))
+    assert calls[0][1]["question"] is None  # the LQA's own question
 
 
 def test_loop_settings_are_checked():

@@ -242,7 +242,7 @@ class _ClipWiring(PixelWiring):
             cond = self.pipe.conditioner(labels).to(x.device)
         return cond, labels
 
-    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    def compare(self, new: torch.Tensor, old: torch.Tensor, round_index: int) -> torch.Tensor:
         raise RuntimeError("the CLIP classifier cannot compare two images; ClipIQAPipeline runs with stop='fixed'")
 
 

@@ -30,8 +30,8 @@ class Wiring(Protocol):
         """One round of restoration of ``state`` under ``cond`` → new state, same shape."""
         ...
 
-    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-        """``[b]`` probability in ``[0, 1]`` that ``new`` is better than ``old``."""
+    def compare(self, new: torch.Tensor, old: torch.Tensor, round_index: int) -> torch.Tensor:
+        """``[b]`` probability in ``[0, 1]`` that ``new`` is better than ``old`` (after round ``round_index``)."""
         ...
 
 
@@ -53,7 +53,7 @@ def run_rounds(
         p_better = None
         if config.stop == "compare":
             with clock.section("compare"):
-                p_better = wiring.compare(new, current)
+                p_better = wiring.compare(new, current, round_index)
         rounds.record(new, texts, p_better, config.threshold, clock.total() - start)
     return rounds
 

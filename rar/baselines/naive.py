@@ -27,7 +27,7 @@ from rar.lqa.model import DepictQA
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.model_folder import parse_dtype, read_model_folder, realign
 from rar.pipeline.pipeline import RARPipeline
-from rar.pipeline.prompts import identification_question
+from rar.pipeline.prompts import comparison_question, identification_question
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
@@ -127,5 +127,6 @@ class PixelWiring:
         with self.clock.section("decode"):
             return ae.decode(z_new, size=x.shape[-2:]).clamp(0, 1)
 
-    def compare(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-        return self.pipe.lqa.p_better(new, old, space="pixel").p_better
+    def compare(self, new: torch.Tensor, old: torch.Tensor, round_index: int) -> torch.Tensor:
+        question = comparison_question(self.config.prompt_pool, self.config.seed, round_index)
+        return self.pipe.lqa.p_better(new, old, space="pixel", question=question).p_better

@@ -362,9 +362,12 @@ class DepictQA(nn.Module):
         dec = self._answer(layout, x, space, max_new_tokens or 4 * self.max_new_tokens)
         return self._decode(dec.tokens, dec.mask)
 
-    def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space: ImageSpace | None = None) -> Comparison:
-        """Probability that ``x_a`` (Image A) is better than ``x_b`` (Image B), batched: ``[B]``."""
-        layout = query_layout(COMPARE_TASK, self.compare_question)
+    def p_better(self, x_a: torch.Tensor, x_b: torch.Tensor, space: ImageSpace | None = None,
+                 question: str | None = None) -> Comparison:
+        """Probability that ``x_a`` (Image A) is better than ``x_b`` (Image B), batched: ``[B]``.
+
+        ``question`` replaces :attr:`compare_question` (the single-word comparison question)."""
+        layout = query_layout(COMPARE_TASK, question or self.compare_question)
         prefix, id_a, id_b = self._choice_tokens()
         prompt = self.llm_prompt(layout, [x_a, x_b], space)
         embed = self.base_llm.get_input_embeddings()

@@ -42,7 +42,7 @@ from rar.pipeline.model_folder import (
     realign,
     write_model_folder,
 )
-from rar.pipeline.prompts import identification_question
+from rar.pipeline.prompts import comparison_question, identification_question
 from rar.pipeline.results import RestoreResult
 from rar.pipeline.rounds import ActiveRounds
 from rar.uir.autoencoders import LatentAutoencoder
@@ -117,7 +117,9 @@ class RARPipeline(InferencePipeline):
                 p_better = None
                 if config.stop == "compare":  # compare: the stop rule keeps z_in where z_out is judged worse
                     with clock.section("compare"):
-                        p_better = self.lqa.p_better(self._lqa_view(z_out, clock), self._lqa_view(z_in, clock)).p_better
+                        question = comparison_question(config.prompt_pool, config.seed, round_index)
+                        p_better = self.lqa.p_better(self._lqa_view(z_out, clock), self._lqa_view(z_in, clock),
+                                                     question=question).p_better
                 rounds.record(z_out, assessment.text, p_better, config.threshold, clock.total() - start)
             with clock.section("decode"):  # the one decode
                 images = self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
