@@ -7,6 +7,7 @@ stage's ``_partial_`` target by keyword.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rar.training import checkpoint as ckpt
 from rar.training.loop import PhaseResult, TrainConfig, train
 from rar.training.phases import Phase
+from rar.training.schedule import Schedule, check_warmup, resolve_schedule
 from rar.training.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,17 @@ def build_modules(cfg: DictConfig, names: list[str]) -> dict[str, torch.nn.Modul
     return {name: hydra.utils.instantiate(cfg[name], _convert_="all") for name in names}
 
 
+def stage_target(cfg: DictConfig) -> DictConfig:
+    """``stage.target``, with the schedule's ``target`` settings on top when ``paper_schedule`` is on."""
+    if cfg.get("paper_schedule") and cfg.get("schedule") and cfg.schedule.get("target"):
+        return OmegaConf.merge(cfg.stage.target, cfg.schedule.target)
+    return cfg.stage.target
+
+
 def build_stage(cfg: DictConfig) -> tuple[Stage, set[str]]:
     """Build the stage with its modules; load ``init_from`` on top. Returns (stage, loaded keys)."""
     modules = build_modules(cfg, list(cfg.stage.modules))
-    stage = hydra.utils.instantiate(cfg.stage.target, _convert_="all")(**modules)
+    stage = hydra.utils.instantiate(stage_target(cfg), _convert_="all")(**modules)
     if not isinstance(stage, Stage):
         raise TypeError(f"stage.target built a {type(stage).__name__}, expected a rar.training.stage.Stage")
     loaded: set[str] = set()
@@ -53,6 +62,25 @@ def build_phases(cfg: DictConfig) -> list[Phase]:
         Phase(name=p.name, max_steps=int(p.max_steps), trainable=tuple(p.trainable), lr=p.get("lr"))
         for p in cfg.phases
     ]
+
+
+def build_schedule(cfg: DictConfig, phases: list[Phase], config: TrainConfig, dataset_size: int,
+                   processes: int) -> tuple[list[Phase], TrainConfig]:
+    """With ``paper_schedule: true``, derive steps, warmup and accumulation from the stage's
+    ``schedule:`` block (:mod:`rar.training.schedule`); otherwise keep the phases' ``max_steps``.
+    Either way every warmup must be shorter than its phase."""
+    if cfg.get("paper_schedule"):
+        if not cfg.get("schedule"):
+            raise ValueError(f"paper_schedule=true but stage {cfg.stage.name!r} has no schedule: block")
+        block = cfg.schedule
+        schedule = Schedule(epochs=tuple(float(e) for e in block.epochs), global_batch=int(block.global_batch),
+                            lr_scheduler=str(block.lr_scheduler), warmup_ratio=float(block.warmup_ratio))
+        resolved = resolve_schedule(schedule, phases, dataset_size, config.batch_size, processes)
+        phases = list(resolved.phases)
+        config = dataclasses.replace(config, gradient_accumulation_steps=resolved.gradient_accumulation_steps,
+                                     lr_scheduler=resolved.lr_scheduler)
+    check_warmup(phases, config.warmup_steps)
+    return phases, config
 
 
 def prepare_run_dir(cfg: DictConfig) -> pathlib.Path:
@@ -86,12 +114,14 @@ def run_training(cfg: DictConfig) -> list[PhaseResult]:
     set_seed(int(cfg.trainer.seed))  # randomly initialised modules are reproducible too
     stage, loaded = build_stage(cfg)
     dataset = hydra.utils.instantiate(cfg.data.dataset, _convert_="all")
+    config = TrainConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
+    phases, config = build_schedule(cfg, build_phases(cfg), config, len(dataset), PartialState().num_processes)
     results = train(
         stage=stage,
         dataset=dataset,
-        phases=build_phases(cfg),
+        phases=phases,
         optimizer=hydra.utils.instantiate(cfg.optimizer, _convert_="all"),
-        config=TrainConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),
+        config=config,
         run_dir=run_dir,
         resume=bool(cfg.resume),
         loaded_keys=loaded,

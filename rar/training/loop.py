@@ -208,7 +208,8 @@ def _run_phase(accelerator, stage, dataset, phase, trainable, optimizer_factory,
     params = set_trainable(stage, trainable)
     kwargs = {} if phase.lr is None else {"lr": phase.lr}
     optimizer = optimizer_factory(params, **kwargs)
-    lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
+    warmup = config.warmup_steps if phase.warmup_steps is None else phase.warmup_steps
+    lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=warmup,
                                  num_training_steps=max(phase.max_steps, 1))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) >= config.batch_size,

@@ -17,12 +17,15 @@ class Phase:
         max_steps: optimizer steps in this phase.
         trainable: fnmatch patterns over ``stage.named_parameters()``; all others are frozen.
         lr: optional learning rate overriding the optimizer config's.
+        warmup_steps: optional warmup overriding ``trainer.warmup_steps`` (set by an epoch-based
+            schedule, :mod:`rar.training.schedule`).
     """
 
     name: str
     max_steps: int
     trainable: tuple[str, ...]
     lr: float | None = None
+    warmup_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps < 0:
