@@ -73,14 +73,35 @@ def _mib(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**20:,.0f} MiB"
 
 
-def print_inference(rows) -> None:
+def print_inference(rows, max_new_tokens: int | None) -> None:
     head = " ".join(f"{s:>10}" for s in STAGES)
-    print(f"\ninference (seconds per image)\n{'variant':<12} {'batch':>5} {head} {'latency':>10} {'img/s':>8} "
-          f"{'rounds':>6} {'peak mem':>12}")
+    cap = "" if max_new_tokens is None else f", LQA answers capped at {max_new_tokens} new tokens"
+    print(f"\ninference (seconds per image{cap})\n{'variant':<12} {'batch':>5} {head} {'latency':>10} "
+          f"{'img/s':>8} {'rounds':>6} {'TFLOP/img':>10} {'MFU':>7} {'peak mem':>12}")
     for variant, r in rows:
         split = " ".join(f"{r.seconds_per_image.get(s, 0.0):>10.4f}" for s in STAGES)
+        mfu = "n/a" if r.mfu is None else f"{100 * r.mfu:.1f}%"
         print(f"{variant:<12} {r.batch:>5} {split} {r.latency_per_image:>10.4f} {r.images_per_second:>8.2f} "
-              f"{r.rounds:>6.2f} {_mib(r.peak_memory_bytes):>12}")
+              f"{r.rounds:>6.2f} {r.flops_per_image / 1e12:>10.4f} {mfu:>7} {_mib(r.peak_memory_bytes):>12}")
+
+
+def compare_lines(results: dict, previous: dict) -> list[str]:
+    """One line per inference row / training stage also found in ``previous`` (an earlier
+    ``bench.json``): before → after and the speed-up."""
+    lines = []
+    before = {(r["variant"], r["batch"]): r for r in previous.get("inference", [])}
+    for r in results.get("inference", []):
+        old = before.get((r["variant"], r["batch"]))
+        if old:
+            lines.append(f"inference {r['variant']} batch {r['batch']}: {old['latency_per_image']:.4f} -> "
+                         f"{r['latency_per_image']:.4f} s/image ({old['latency_per_image'] / r['latency_per_image']:.2f}x)")
+    steps = {r["stage"]: r for r in previous.get("training", [])}
+    for r in results.get("training", []):
+        old = steps.get(r["stage"])
+        if old:
+            lines.append(f"training {r['stage']}: {old['step_seconds']:.4f} -> {r['step_seconds']:.4f} s/step "
+                         f"({old['step_seconds'] / r['step_seconds']:.2f}x)")
+    return lines
 
 
 def print_training(rows) -> None:
@@ -128,6 +149,8 @@ def run(cfg: DictConfig) -> dict:
         else:
             pipe = RARPipeline(**random_modules(cfg, device), config=loop).to(device=device, dtype=parse_dtype(cfg.dtype))
             pipe.set_fast_paths(fast)
+        if cfg.inference.max_new_tokens is not None:  # random LQAs never stop early: cap them at a trained length
+            pipe.lqa.max_new_tokens = int(cfg.inference.max_new_tokens)
         variants = {"base": {}, **OmegaConf.to_container(cfg.inference.variants, resolve=True)}
         rows = []
         for variant, overrides in variants.items():  # same models, other fast paths
@@ -135,7 +158,7 @@ def run(cfg: DictConfig) -> dict:
             rows += [(variant, bench_inference(pipe, b, cfg.resolution, cfg.repeats, cfg.warmup))
                      for b in cfg.inference.batch_sizes]
         results["inference"] = [{"variant": v, **dataclasses.asdict(r)} for v, r in rows]
-        print_inference(rows)
+        print_inference(rows, cfg.inference.max_new_tokens)
         del pipe  # free the inference copy before the training one is built
     if "training" in parts:
         if cfg.model is not None:
@@ -155,6 +178,10 @@ def run(cfg: DictConfig) -> dict:
         result = bench_degradations(d.size, d.batch, cfg.repeats, device, cfg.seed, list(d.groups))
         results["degradations"] = dataclasses.asdict(result)
         print_degradations(result)
+    if cfg.compare_to is not None:
+        lines = compare_lines(results, json.loads(Path(cfg.compare_to).read_text()))
+        results["compared_to"] = {"file": str(cfg.compare_to), "lines": lines}
+        print(f"\ncompared with {cfg.compare_to}:", *lines or ["(no matching rows)"], sep="\n  ")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
     log.info("results written to %s", out_dir / "bench.json")

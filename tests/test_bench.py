@@ -32,10 +32,18 @@ def test_bench_runs_every_part_on_the_tiny_config(tmp_path):
         assert set(r["seconds_per_image"]) == set(STAGES)
         assert 0 < sum(r["seconds_per_image"].values()) <= r["latency_per_image"] * 1.05
         assert 1 <= r["rounds"] <= 2 and r["peak_memory_bytes"] is None
+        assert r["flops_per_image"] > 0 and r["mfu"] is None  # counted FLOPs; no peak FLOP/s on CPU
     (train,) = results["training"]
     assert train["stage"] == "uir" and train["step_seconds"] > 0 and train["flops_per_step"] > 0
     assert train["mfu"] is None  # no peak FLOP/s on CPU
     assert set(results["degradations"]["groups"]) == {"B"} and len(results["degradations"]["rows"]) == 4
+    # a second run with capped answers and fixed rounds, compared with the first
+    cfg.compare_to, cfg.parts = str(tmp_path / "out/bench.json"), ["inference"]
+    cfg.inference.max_new_tokens, cfg.inference.loop.stop = 2, "fixed"
+    cfg.out_dir = str(tmp_path / "out2")
+    again = bench.run(cfg)
+    assert len(again["compared_to"]["lines"]) == 4 and "s/image" in again["compared_to"]["lines"][0]
+    assert all(r["rounds"] == 2 for r in again["inference"])
     with pytest.raises(ValueError, match="unknown bench parts"):
         cfg.parts = ["inference", "profile"]
         bench.run(cfg)
@@ -59,6 +67,15 @@ def test_fast_paths_validate_and_keep_outputs(tmp_path, tiny_dir):
     torch.testing.assert_close(pipe(lq).images, reference, atol=1e-5, rtol=0)
     pipe.set_fast_paths({"merge_lora": False})
     assert not any(layer.merged for layer in pipe.lqa.llm.modules() if hasattr(layer, "merged"))
+    pipe.set_fast_paths({"static_decode": True})
+    assert pipe.lqa.static_decoder is not None and not pipe.lqa.static_decoder.compile_step
+    torch.testing.assert_close(pipe(lq).images, reference, atol=1e-5, rtol=0)
+    pipe.set_fast_paths({"static_decode": True, "compile_decode": True})
+    assert pipe.lqa.static_decoder.compile_step
+    pipe.set_fast_paths({})
+    assert pipe.lqa.static_decoder is None
+    with pytest.raises(ValueError, match="compile_decode needs static_decode"):
+        FastPaths(compile_decode=True)
     backbone = pipe.uir.backbone
     pipe.set_fast_paths({"compile_uir": True})
     assert backbone._compiled_call_impl is not None

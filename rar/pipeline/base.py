@@ -9,6 +9,7 @@ from torch import nn
 
 from rar.core.outputs import MethodOutput
 from rar.core.timing import StageClock
+from rar.lqa.static_decode import StaticDecoder
 from rar.pipeline.fast_paths import FastPaths, compile_module
 from rar.pipeline.geometry import (
     check_images,
@@ -42,7 +43,8 @@ class InferencePipeline(nn.Module):
 
     def set_fast_paths(self, fast: FastPaths | dict | None) -> InferencePipeline:
         """Switch the fast paths (:class:`FastPaths`, a mapping of its fields, or None for the
-        defaults): compiles or un-compiles the UIR, merges or unmerges the LQA's LoRA and sets its prefix cache, if any."""
+        defaults): compiles or un-compiles the UIR, merges or unmerges the LQA's LoRA, sets its prefix
+        cache and its static-cache decoder, if any."""
         fast = FastPaths.of(fast)
         if fast.compile_uir != self.fast.compile_uir:
             compile_module(self.uir.backbone, fast.compile_uir)
@@ -51,6 +53,9 @@ class InferencePipeline(nn.Module):
             lqa.llm.merge_adapter() if fast.merge_lora else lqa.llm.unmerge_adapter()
         if fast.prefix_cache is not None and lqa is not None and hasattr(lqa, "prefix_cache"):
             lqa.prefix_cache = fast.prefix_cache
+        if lqa is not None and hasattr(lqa, "static_decoder") and (
+                (fast.static_decode, fast.compile_decode) != (self.fast.static_decode, self.fast.compile_decode)):
+            lqa.static_decoder = StaticDecoder(compile_step=fast.compile_decode) if fast.static_decode else None
         self.fast = fast
         return self
 

@@ -16,6 +16,9 @@
 * ``prefix_cache``: the LQA's KV-cache reuse of the shared prompt prefix
   (:class:`rar.lqa.generation.PrefixKV`); ``None`` keeps the LQA's own setting (its
   ``lqa/config.json``, on by default).
+* ``static_decode``: the LQA's greedy answers over a preallocated static KV cache
+  (:class:`rar.lqa.static_decode.StaticDecoder`; same tokens); with ``compile_decode`` its
+  one-token step is compiled (CUDA graphs on a GPU), the batch-1 decode's launch overhead gone.
 
 Measured before/after by ``scripts/bench.py`` (``docs/performance.md``).
 """
@@ -49,8 +52,12 @@ class FastPaths:
     compile_uir: bool = False
     merge_lora: bool = False
     prefix_cache: bool | None = None
+    static_decode: bool = False
+    compile_decode: bool = False
 
     def __post_init__(self) -> None:
+        if self.compile_decode and not self.static_decode:
+            raise ValueError("compile_decode needs static_decode=true (the compiled step runs on the static cache)")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be null or one of {sorted(AUTOCAST_DTYPES)}, got {self.autocast!r}")
         if self.attention not in ATTENTION_BACKENDS:
