@@ -40,7 +40,7 @@ from rar.core.outputs import STAGES
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.perf.degradations import bench_degradations
 from rar.perf.inference import bench_inference
-from rar.perf.training import REQUIRED_MODULES, bench_training
+from rar.perf.training import REQUIRED_MODULES, bench_training, largest_batch
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.model_folder import parse_dtype
 from rar.pipeline.pipeline import RARPipeline
@@ -166,13 +166,24 @@ def run(cfg: DictConfig) -> dict:
         t = cfg.training
         needed = sorted({name for stage in t.stages for name in REQUIRED_MODULES.get(stage, ())})
         modules = random_modules(cfg, device, needed)  # only what the stages use (memory)
-        rows = [bench_training(stage, modules, batch=t.batch, resolution=cfg.resolution, device=device,
-                               mixed_precision=t.mixed_precision, steps=cfg.repeats, warmup=cfg.warmup,
-                               gradient_checkpointing=t.gradient_checkpointing, fused_adamw=t.fused_adamw,
-                               attention=t.attention, seed=cfg.seed)
-                for stage in t.stages]
+        def run_stage(stage: str, batch: int, checkpointing: bool, steps: int = cfg.repeats, warmup: int = cfg.warmup):
+            return bench_training(stage, modules, batch=batch, resolution=cfg.resolution, device=device,
+                                  mixed_precision=t.mixed_precision, steps=steps, warmup=warmup,
+                                  gradient_checkpointing=checkpointing, fused_adamw=t.fused_adamw,
+                                  attention=t.attention, seed=cfg.seed, compile_blocks=t.compile_blocks)
+
+        rows = [run_stage(stage, t.batch, t.gradient_checkpointing) for stage in t.stages]
         results["training"] = [dataclasses.asdict(r) for r in rows]
         print_training(rows)
+        if t.find_max_batch:
+            if device.type != "cuda":
+                raise ValueError("training.find_max_batch searches for the batch that fills GPU memory: use device=cuda")
+            results["max_batch"] = {
+                f"{stage}/{'checkpointing' if gc else 'no_checkpointing'}":
+                    largest_batch(lambda b, s=stage, g=gc: run_stage(s, b, g, steps=1, warmup=1), start=t.batch)
+                for stage in t.stages for gc in (False, True)
+            }
+            print("\nlargest batch per stage:", *(f"{k}: {v}" for k, v in results["max_batch"].items()), sep="\n  ")
     if "degradations" in parts:
         d = cfg.degradations
         result = bench_degradations(d.size, d.batch, cfg.repeats, device, cfg.seed, list(d.groups))

@@ -74,6 +74,7 @@ import torch
 from torch import nn
 
 from rar.conditioning.sources import ZeroCondition
+from rar.core.compile import compile_repeated_blocks, uncompile_repeated_blocks
 from rar.core.timing import synchronize
 from rar.data.batch import RestorationBatch, RestorationSample
 from rar.degradations import DegradationLabel
@@ -302,6 +303,7 @@ def bench_training(
     seed: int = 0,
     max_grad_norm: float | None = 1.0,
     stage_options: Mapping[str, Any] | None = None,
+    compile_blocks: bool = False,
 ) -> TrainingBench:
     """Time ``steps`` training steps of ``stage`` after ``warmup`` untimed ones.
 
@@ -321,6 +323,8 @@ def bench_training(
         seed: seeds the batch and the stage's sampling (timesteps, rollout depths).
         max_grad_norm: gradient clipping as the loop does (None: none).
         stage_options: extra keyword arguments of the stage class (e.g. ``segment_sampling="all"``).
+        compile_blocks: regional compilation of the MMDiT blocks and LLM layers
+            (:func:`rar.core.compile.compile_repeated_blocks`), undone afterwards.
 
     Raises:
         ValueError: unknown stage, bad sizes or precision; KeyError: a needed module is missing;
@@ -341,6 +345,9 @@ def bench_training(
         torch.manual_seed(seed)
         built, data = _build(stage, modules, stage_options or {}, batch, resolution, device, seed)
         params = _prepare(built, matching_parameters(built, TRAINABLE[stage]), gradient_checkpointing, undo)
+        if compile_blocks:
+            compile_repeated_blocks(built)
+            undo.append(lambda: uncompile_repeated_blocks(built))
         compute_dtype = _compute_dtype(stage, modules, autocast)
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=fused_adamw)
 
@@ -386,3 +393,27 @@ def bench_training(
         trainable_parameters=n_trainable, flops_parts=parts or {}, peak_flops_per_second=peak,
         loss=float(loss[-1]),
     )
+
+
+def largest_batch(fits: Callable[[int], object], start: int = 1, limit: int = 1024) -> int | None:
+    """The largest batch ``b`` in ``start, 2·start, 4·start, ...`` (at most ``limit``) for which
+    ``fits(b)`` runs without a CUDA out-of-memory error, refined by bisection between the last
+    fitting and the first failing size; None if even ``start`` does not fit."""
+    def ok(b: int) -> bool:
+        try:
+            fits(b)
+            return True
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            return False
+
+    if not ok(start):
+        return None
+    good, bad = start, None
+    while bad is None and good * 2 <= limit:
+        bad, good = (None, good * 2) if ok(good * 2) else (good * 2, good)
+    while bad is not None and bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if ok(mid) else (good, mid)
+    return good

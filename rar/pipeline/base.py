@@ -7,10 +7,11 @@ import torch
 from peft import PeftModel
 from torch import nn
 
+from rar.core.compile import compile_module
 from rar.core.outputs import MethodOutput
 from rar.core.timing import StageClock
 from rar.lqa.static_decode import StaticDecoder
-from rar.pipeline.fast_paths import FastPaths, compile_module
+from rar.pipeline.fast_paths import FastPaths
 from rar.pipeline.geometry import (
     check_images,
     latent_multiple,

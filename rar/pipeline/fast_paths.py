@@ -86,10 +86,3 @@ class FastPaths:
                 stack.enter_context(sdpa_kernel(backends))
             yield
 
-
-def compile_module(module: torch.nn.Module, enabled: bool) -> None:
-    """``torch.compile`` ``module``'s forward in place, or undo it (``enabled=False``)."""
-    if enabled:
-        module.compile()
-    else:
-        module._compiled_call_impl = None  # what nn.Module.compile sets; None restores eager calls

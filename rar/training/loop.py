@@ -30,6 +30,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from rar.core.compile import compile_repeated_blocks
 from rar.core.tensor_files import save_tensors
 from rar.training import checkpoint as ckpt
 from rar.training.phases import Phase, matching_parameters, set_trainable
@@ -61,6 +62,7 @@ class TrainConfig:
     tracker_project: str = "rar"
     find_unused_parameters: bool = False
     progress: bool = True
+    compile_blocks: bool = False  # regional torch.compile of the transformer blocks (rar/core/compile.py)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -166,6 +168,8 @@ def train(
         tracker_config: flat config logged to trackers (wandb).
     """
     set_seed(config.seed)
+    if config.compile_blocks:
+        compile_repeated_blocks(stage)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
