@@ -28,3 +28,27 @@ def spy(monkeypatch, obj, name: str, calls: list) -> None:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(obj, name, wrapper)
+
+
+def tiny_latent_lqa(tiny_dir: pathlib.Path, max_new_tokens: int):
+    """The tiny latent-path LQA (48-channel latents) in eval mode, its LoRA ``B`` drawn from
+    ``N(0, 0.05)`` so the adapter changes the LLM's outputs (the prefix states included)."""
+    import torch
+
+    from rar.lqa.abstractor import Abstractor
+    from rar.lqa.factory import build_depictqa
+    from rar.lqa.image_adapter import LatentImageAdapter
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        parts = tiny_dir / "depictqa"
+        adapter = LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1,
+                                     decoder_layers=1)
+        model = build_depictqa(str(parts / "llm"), Abstractor(64, 16, 1, 4, 128), str(parts / "vision"), adapter,
+                               max_new_tokens=max_new_tokens)
+        with torch.no_grad():
+            for name, param in model.llm.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.05)
+    return model.eval()
+

@@ -6,12 +6,9 @@ import json
 
 import pytest
 import torch
-from helpers import spy
+from helpers import spy, tiny_latent_lqa
 
-from rar.lqa.abstractor import Abstractor
-from rar.lqa.factory import build_depictqa
 from rar.lqa.generation import PrefixKV
-from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.prompts import (
     COMPARE_QUESTION,
     COMPARE_TASK,
@@ -27,18 +24,7 @@ OTHER_QUESTION = IDENTIFY_TEMPLATES[1][0] + SINGLE_Q_TAIL
 
 @pytest.fixture
 def lqa(tiny_dir):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        parts = tiny_dir / "depictqa"
-        adapter = LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1,
-                                     decoder_layers=1)
-        model = build_depictqa(str(parts / "llm"), Abstractor(64, 16, 1, 4, 128), str(parts / "vision"), adapter,
-                               max_new_tokens=6)
-        with torch.no_grad():
-            for name, param in model.llm.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(0.0, 0.05)  # LoRA changes the prefix states too
-    return model.eval()
+    return tiny_latent_lqa(tiny_dir, max_new_tokens=6)
 
 
 def _answers(lqa, z, cached: bool) -> dict:

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_latent_lqa
 
-from rar.lqa.abstractor import Abstractor
-from rar.lqa.factory import build_depictqa
 from rar.lqa.generation import greedy_decode
-from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.static_decode import StaticDecoder
 
 
 @pytest.fixture
 def lqa(tiny_dir):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        parts = tiny_dir / "depictqa"
-        adapter = LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1,
-                                     decoder_layers=1)
-        model = build_depictqa(str(parts / "llm"), Abstractor(64, 16, 1, 4, 128), str(parts / "vision"), adapter,
-                               max_new_tokens=10)
-        with torch.no_grad():
-            for name, param in model.llm.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(0.0, 0.05)
-    return model.eval()
+    return tiny_latent_lqa(tiny_dir, max_new_tokens=10)
 
 
 def _assess_both(lqa, z, decoder):

@@ -25,6 +25,7 @@ Use it only without gradients: the stored tensors carry no graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -79,23 +80,43 @@ def greedy_decode(
     embed = llm.get_input_embeddings()
     out = llm.model(inputs_embeds=prefix_embeds, past_key_values=past, use_cache=True)
     cache = out.past_key_values
-    next_ids = llm.lm_head(out.last_hidden_state[:, -1].detach()).argmax(-1)
-    finished = torch.zeros(prefix_embeds.shape[0], dtype=torch.bool, device=prefix_embeds.device)
+    first_ids = llm.lm_head(out.last_hidden_state[:, -1].detach()).argmax(-1)
+
+    def step(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = llm.model(inputs_embeds=embed(ids)[:, None].to(prefix_embeds.dtype), past_key_values=cache,
+                      use_cache=True).last_hidden_state[:, -1]
+        return h, llm.lm_head(h.detach()).argmax(-1)
+
+    return greedy_loop(first_ids, step, eos_id, pad_id, max_new_tokens)
+
+
+Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``step(ids [B]) -> (hidden [B, D] of ids as input, next ids [B])``: one token through the LLM."""
+
+
+def greedy_loop(first_ids: torch.Tensor, step: Step, eos_id: int, pad_id: int, max_new_tokens: int,
+                check_every: int = 1, clone_hidden: bool = False) -> Decoded:
+    """The greedy loop shared by the dynamic- and static-cache decoders: feed ``first_ids``, then
+    each step's argmax; a row that emitted ``eos`` gets ``pad_id`` (masked) from then on. Whether
+    every row has finished is checked every ``check_every`` tokens (a host sync each); the output
+    is trimmed to the step where the last row finished, so it does not depend on ``check_every``.
+    ``clone_hidden``: copy each step's hidden state (a graph-captured step reuses its output buffer)."""
+    finished = torch.zeros(first_ids.shape[0], dtype=torch.bool, device=first_ids.device)
+    next_ids = first_ids
     tokens, hidden, mask = [], [], []
-    for _ in range(max_new_tokens):
+    for i in range(max_new_tokens):
         ids = torch.where(finished, torch.full_like(next_ids, pad_id), next_ids)
         tokens.append(ids)
         mask.append(~finished)
         finished = finished | (ids == eos_id)
-        step_embeds = embed(ids)[:, None].to(prefix_embeds.dtype)
-        out = llm.model(inputs_embeds=step_embeds, past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        h = out.last_hidden_state[:, -1]
-        hidden.append(h)
-        if bool(finished.all()):
+        h, next_ids = step(ids)
+        hidden.append(h.clone() if clone_hidden else h)
+        if (i + 1) % check_every == 0 and bool(finished.all()):
             break
-        next_ids = llm.lm_head(h.detach()).argmax(-1)
-    return Decoded(torch.stack(tokens, 1), torch.stack(hidden, 1), torch.stack(mask, 1))
+    tokens_t, hidden_t, mask_t = torch.stack(tokens, 1), torch.stack(hidden, 1), torch.stack(mask, 1)
+    done = ((tokens_t == eos_id) | ~mask_t).all(0).nonzero()  # steps at which every row had finished
+    steps = int(done[0, 0]) + 1 if done.numel() else tokens_t.shape[1]
+    return Decoded(tokens_t[:, :steps], hidden_t[:, :steps], mask_t[:, :steps])
 
 
 class PrefixKV:

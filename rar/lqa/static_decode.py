@@ -24,15 +24,10 @@ under ``torch.enable_grad``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from transformers import DynamicCache, LlamaForCausalLM, StaticCache
 
-from rar.lqa.generation import Decoded
-
-Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
+from rar.lqa.generation import Decoded, Step, greedy_loop
 
 class StaticDecoder:
     """Greedy decoding of one LLaMA over reusable static caches.
@@ -113,21 +108,6 @@ class StaticDecoder:
         next_ids = llm.lm_head(out.last_hidden_state[:, -1]).argmax(-1)
         step = self._step(llm, cache, prefix_embeds.dtype,
                           (id(llm), batch, total, prefix_embeds.dtype, prefix_embeds.device))
-        finished = torch.zeros(batch, dtype=torch.bool, device=prefix_embeds.device)
-        tokens, hidden, mask = [], [], []
-        for i in range(max_new_tokens):
-            ids = torch.where(finished, torch.full_like(next_ids, pad_id), next_ids)
-            tokens.append(ids)
-            mask.append(~finished)
-            finished = finished | (ids == eos_id)
-            h, next_ids = step(ids)
-            hidden.append(h.clone())  # a graph-captured step reuses its output buffer
-            if (i + 1) % self.check_every == 0 and bool(finished.all()):
-                break
-        tokens_t, hidden_t, mask_t = torch.stack(tokens, 1), torch.stack(hidden, 1), torch.stack(mask, 1)
-        # greedy_decode stops at the first step where every row has finished: trim to that step
-        done = (tokens_t == eos_id) | ~mask_t  # [B, T]: finished at or before step t
-        all_done = done.all(0).nonzero()
-        steps = int(all_done[0, 0]) + 1 if all_done.numel() else tokens_t.shape[1]
-        return Decoded(tokens_t[:, :steps], hidden_t[:, :steps], mask_t[:, :steps])
+        return greedy_loop(next_ids, step, eos_id, pad_id, max_new_tokens, self.check_every,
+                           clone_hidden=self.compile_step)
 
