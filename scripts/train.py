@@ -12,20 +12,43 @@ Cluster (8 GPUs per node, Accelerate DDP; see configs/accelerate/ for FSDP/DeepS
 
 Each stage reads the previous one explicitly: ``init_from=runs/<name>/<previous stage>``.
 The run directory (``runs/<name>/<stage>`` by default) holds the resolved config, metrics,
-checkpoints and the hand-off weights in ``model/``.
+checkpoints and the hand-off weights in ``model/``. A run stopped by SIGTERM checkpoints and exits
+with status 143 (so a pipeline of stages, e.g. ``scripts/tiny_experiment.sh``, stops there too);
+``resume=true`` continues it. A bad setting or input file is one ``error:`` line and status 2.
 """
 
 from __future__ import annotations
 
+import sys
+
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from rar.training.build import run_training
 
+INTERRUPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
+BAD_INPUT_EXIT = 2
+BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+"""Errors that mean a bad setting or input file (one line, exit 2); anything else is a bug (traceback)."""
+
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    results = run_training(cfg)
+    try:
+        results = run_training(cfg)
+    except Exception as error:
+        cause = error
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__  # hydra wraps what a _target_ raised
+        if not isinstance(cause, BAD_INPUT):
+            raise
+        message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(BAD_INPUT_EXIT) from None
+    if any(r.interrupted for r in results):
+        print(f"interrupted: checkpointed in {cfg.run_dir}; continue with resume=true", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT)
     final = [r.losses[-1] for r in results if r.losses]
     return final[-1] if final else None  # the sweeper's objective
 

@@ -24,6 +24,7 @@ import torch
 from transformers import AutoTokenizer, CLIPTextModelWithProjection, T5EncoderModel
 
 from rar.conditioning.condition import Condition
+from rar.utils.paths import pretrained_source
 
 SUBFOLDERS = {
     "clip_l": ("text_encoder", "tokenizer"),
@@ -149,6 +150,7 @@ def build_sd3_text_conditioner(
     """Load the three encoders and tokenizers from an SD3(.5) folder or hub id (pipeline layout:
     ``text_encoder{,_2,_3}``, ``tokenizer{,_2,_3}``)."""
     dtype = getattr(torch, torch_dtype) if torch_dtype is not None else None
+    pretrained = pretrained_source(pretrained, "conditioner.pretrained")
 
     def tokenizer(key: str):
         return AutoTokenizer.from_pretrained(pretrained, subfolder=SUBFOLDERS[key][1])

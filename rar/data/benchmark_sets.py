@@ -35,6 +35,7 @@ from rar.data.specs import DatasetSpec
 from rar.data.synthetic import validate_combinations
 from rar.degradations import AGENTICIR_GROUPS, DegradationLabel, combination_name, degrade
 from rar.utils.image_io import IMAGE_EXTENSIONS, list_images, load_image, save_image, sha256_file
+from rar.utils.paths import confined
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "rar-benchmark-set/1"
@@ -100,7 +101,7 @@ class BenchmarkSet:
         manifest = json.loads(path.read_text())
         if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"{path}: expected format {MANIFEST_FORMAT!r}, got {manifest.get('format')!r}")
-        items = tuple(_item_from_record(root, record) for record in manifest["items"])
+        items = tuple(_item_from_record(root, record, path) for record in manifest["items"])
         available = sorted({item.group for item in items})
         if groups is not None:
             missing = sorted(set(groups) - set(available))
@@ -281,9 +282,11 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def _item_from_record(root: Path, record: Mapping) -> BenchmarkItem:
+def _item_from_record(root: Path, record: Mapping, source: Path) -> BenchmarkItem:
+    """One manifest record; its ``lq`` and ``hq`` paths must stay inside ``root``."""
+    lq, hq = (confined(root, record[key], source, f"item {record.get('name')!r} {key}") for key in ("lq", "hq"))
     return BenchmarkItem(
-        name=record["name"], lq=root / record["lq"], hq=root / record["hq"], group=record["group"],
+        name=record["name"], lq=lq, hq=hq, group=record["group"],
         combination=record["combination"], degradations=tuple(record.get("degradations", ())),
         labels=tuple(DegradationLabel.from_dict(d) for d in record.get("labels", ())), sha256=record.get("sha256"),
     )

@@ -59,7 +59,7 @@ def _shot(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     b = img.shape[0]
     quant = (img * 255.0).round().clamp(0, 255)
     levels = torch.zeros(b, 256, dtype=torch.bool, device=img.device)
-    levels.scatter_(1, quant.view(b, -1).long(), True)
+    levels.scatter_(1, quant.reshape(b, -1).long(), True)
     vals = torch.exp2(torch.ceil(torch.log2(levels.sum(1).to(img.dtype)))).view(b, 1, 1, 1)
     base = quant / 255.0
     rate = (base * vals).to(generator.device)

@@ -174,7 +174,7 @@ def apply_labels(
             if not isinstance(lab.params, dict):
                 raise ValueError(f"{lab.name}: params must be a dict, got {type(lab.params).__name__}")
             get_spec(lab.name).check(lab.params)
-    out = img
+    out = img.contiguous()  # ops may reshape with view (e.g. a permuted numpy HWC image)
     for step, name in enumerate(names):
         out = get_spec(name).apply(out, [row[step].params for row in labels], generator, depth)
         if quantize:

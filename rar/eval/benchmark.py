@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from rar.utils.paths import confined
+
 if TYPE_CHECKING:
     from rar.data.benchmark_sets import BenchmarkSet
 
@@ -71,6 +73,7 @@ class Benchmark:
             raise ValueError(f"benchmark {self.name!r} has no items")
         seen: dict[str, str] = {}
         for item in self.items:
+            confined("images", item.output_name, f"benchmark {self.name!r}", "item key")  # outputs stay in the run
             if item.output_name in seen:
                 raise ValueError(f"benchmark {self.name!r}: items {seen[item.output_name]!r} and {item.key!r} "
                                  f"would share the output file {item.output_name}")

@@ -27,6 +27,7 @@ from rar.lqa.abstractor import Abstractor
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.model import DepictQA, ImageSpace
 from rar.lqa.pixel_encoder import PixelEncoder
+from rar.utils.paths import pretrained_source
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -96,6 +97,8 @@ def build_depictqa(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     torch_dtype = _DTYPES[dtype]
+    llm_pretrained = pretrained_source(llm_pretrained, "lqa.llm_pretrained")
+    vision_pretrained = vision_pretrained and pretrained_source(vision_pretrained, "lqa.vision_pretrained")
     clip = CLIPVisionModel.from_pretrained(vision_pretrained, dtype=torch_dtype) if vision_pretrained else None
     llm = LlamaForCausalLM.from_pretrained(llm_pretrained, dtype=torch_dtype)
     tokenizer = AutoTokenizer.from_pretrained(llm_pretrained)

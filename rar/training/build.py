@@ -19,8 +19,9 @@ from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 
 from rar.training import checkpoint as ckpt
-from rar.training.loop import PhaseResult, TrainConfig, train
+from rar.training.loop import OptimizerFactory, PhaseResult, TrainConfig, train
 from rar.training.phases import Phase
+from rar.training.run_dir import check_run_dir, start_run_dir
 from rar.training.schedule import Schedule, check_warmup, resolve_schedule
 from rar.training.stage import Stage
 
@@ -83,44 +84,36 @@ def build_schedule(cfg: DictConfig, phases: list[Phase], config: TrainConfig, da
     return phases, config
 
 
-def prepare_run_dir(cfg: DictConfig) -> pathlib.Path:
-    """Create the run directory and record the resolved config; refuse to clobber a finished run."""
+def run_training(cfg: DictConfig) -> list[PhaseResult]:
+    """Build everything a training stage needs from ``cfg``, then start the run folder and run the loop.
+
+    Nothing is written before the stage, data, phases, loop settings and optimizer all exist
+    (:mod:`rar.training.run_dir`): a bad setting fails with the folder untouched.
+    """
+    if cfg.get("logger") and cfg.logger.get("wandb_mode"):
+        os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
     run_dir = pathlib.Path(cfg.run_dir)
     # the first PartialState fixes the process group: CPU ranks (gloo) when there is no GPU
     state = PartialState(cpu=not torch.cuda.is_available())
-    existing = (run_dir / "config.yaml").is_file()
-    if existing and not (cfg.resume or cfg.overwrite):
-        raise FileExistsError(
-            f"run directory {run_dir} already holds a run; pass resume=true to continue it, "
-            "overwrite=true to start over in place, or another run_dir"
-        )
-    state.wait_for_everyone()  # every rank has looked before the main one writes
-    if state.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        if not (existing and cfg.resume):
-            for stale in ("metrics.jsonl", "meta.json"):
-                (run_dir / stale).unlink(missing_ok=True)
-        ckpt.write_meta(run_dir, git_sha=ckpt.git_sha(), stage=cfg.stage.name, init_from=cfg.get("init_from"))
-    state.wait_for_everyone()
-    return run_dir
-
-
-def run_training(cfg: DictConfig) -> list[PhaseResult]:
-    """Build everything a training stage needs from ``cfg`` and run the shared loop."""
-    if cfg.get("logger") and cfg.logger.get("wandb_mode"):
-        os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
-    run_dir = prepare_run_dir(cfg)
+    check_run_dir(run_dir, cfg.stage.name, resume=bool(cfg.resume), overwrite=bool(cfg.overwrite))
+    config = TrainConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
+    phases = build_phases(cfg)
+    optimizer = hydra.utils.instantiate(cfg.optimizer, _convert_="all")
     set_seed(int(cfg.trainer.seed))  # randomly initialised modules are reproducible too
     stage, loaded = build_stage(cfg)
     dataset = hydra.utils.instantiate(cfg.data.dataset, _convert_="all")
-    config = TrainConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
-    phases, config = build_schedule(cfg, build_phases(cfg), config, len(dataset), PartialState().num_processes)
+    phases, config = build_schedule(cfg, phases, config, len(dataset), state.num_processes)
+    check_optimizer(optimizer, phases)
+    state.wait_for_everyone()  # every rank has looked at the folder before the main one writes
+    if state.is_main_process:
+        start_run_dir(run_dir, OmegaConf.to_yaml(cfg, resolve=True), resume=bool(cfg.resume),
+                      meta={"git_sha": ckpt.git_sha(), "stage": cfg.stage.name, "init_from": cfg.get("init_from")})
+    state.wait_for_everyone()
     results = train(
         stage=stage,
         dataset=dataset,
         phases=phases,
-        optimizer=hydra.utils.instantiate(cfg.optimizer, _convert_="all"),
+        optimizer=optimizer,
         config=config,
         run_dir=run_dir,
         resume=bool(cfg.resume),
@@ -132,3 +125,14 @@ def run_training(cfg: DictConfig) -> list[PhaseResult]:
         log.info("phase %s: %d steps in %.1fs, final loss %s%s", r.name, r.steps, r.seconds,
                  f"{r.losses[-1]:.5f}" if r.losses else "n/a", " (interrupted)" if r.interrupted else "")
     return results
+
+
+def check_optimizer(optimizer: OptimizerFactory, phases: list[Phase]) -> None:
+    """Build the optimizer once per phase on a stand-in parameter, so a bad setting (``lr=-1``)
+    fails before the run folder is touched, with the phase named."""
+    for phase in phases:
+        kwargs = {} if phase.lr is None else {"lr": phase.lr}
+        try:
+            optimizer([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"phase {phase.name!r}: the optimizer rejects its settings: {error}") from error

@@ -22,9 +22,8 @@ import re
 import subprocess
 
 import torch
-from safetensors.torch import load_file
 
-from rar.core.tensor_files import save_tensors
+from rar.core.tensor_files import read_tensors, save_tensors
 
 WEIGHTS_NAME = "weights.safetensors"
 TRAINABLE_NAME = "trainable.safetensors"
@@ -63,7 +62,9 @@ def load_init(stage: torch.nn.Module, init_dir: pathlib.Path) -> set[str]:
     """Load ``init_dir/model/<child>/weights.safetensors`` into the children of the same name.
 
     Returns the stage-relative names loaded. Children without a file keep their built weights;
-    a file for a child this stage does not have is ignored (stages use different module sets).
+    a file for a child this stage does not have is ignored (stages use different module sets),
+    but a folder with no file for any child of this stage is an error (a run of an unrelated
+    stage would otherwise load nothing and train from the built weights).
     """
     model_dir = init_dir / "model"
     if not model_dir.is_dir():
@@ -75,9 +76,17 @@ def load_init(stage: torch.nn.Module, init_dir: pathlib.Path) -> set[str]:
     for child_name, child in stage.named_children():
         path = model_dir / child_name / WEIGHTS_NAME
         if path.is_file():
-            state = load_file(str(path))
+            state = read_tensors(path)
             load_into(child, state, path)
             loaded.update(f"{child_name}.{k}" for k in state)
+    if not loaded:
+        held = sorted(p.parent.name for p in model_dir.glob(f"*/{WEIGHTS_NAME}"))
+        found = read_meta(init_dir).get("stage")
+        raise ValueError(
+            f"init_from={init_dir}{f' (a {found!r} run)' if found else ''} holds weights for {held}, none of this "
+            f"stage's modules {[name for name, _ in stage.named_children()]}; expected the run directory of the "
+            "stage before this one"
+        )
     return loaded
 
 
@@ -98,6 +107,21 @@ def latest_checkpoint(phase_dir: pathlib.Path) -> tuple[pathlib.Path, int] | Non
         return None
     step, path = max(found)
     return path, step
+
+
+def checkpoints_newest_first(phase_dir: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    """Every ``step_*`` folder of a phase, complete or not, newest first."""
+    if not phase_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), d) for d in phase_dir.iterdir() if (m := _STEP_DIR.match(d.name)) and d.is_dir()]
+    return sorted(found, reverse=True)
+
+
+def missing_checkpoint_files(path: pathlib.Path, process_index: int) -> list[str]:
+    """The files a resume needs that ``path`` lacks: trainable tensors, LR/EMA state, the optimizer
+    (``accelerator.save_state``'s ``optimizer.bin``) and this rank's RNG state."""
+    needed = (TRAINABLE_NAME, PHASE_STATE_NAME, "optimizer.bin", f"random_states_{process_index}.pkl")
+    return [name for name in needed if not (path / name).is_file()]
 
 
 def rotate_checkpoints(phase_dir: pathlib.Path, keep: int | None) -> None:

@@ -27,7 +27,6 @@ from accelerate.utils import (
 )
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from rar.core.compile import compile_repeated_blocks
@@ -35,6 +34,7 @@ from rar.core.tensor_files import save_tensors
 from rar.training import checkpoint as ckpt
 from rar.training.phases import Phase, matching_parameters, set_trainable
 from rar.training.stage import Stage, StepOutput
+from rar.core.tensor_files import read_tensors
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class TrainConfig:
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
         if self.gradient_accumulation_steps < 1 or self.batch_size < 1:
-            raise ValueError("batch_size and gradient_accumulation_steps must be >= 1")
+            raise ValueError(f"trainer.batch_size and trainer.gradient_accumulation_steps must be >= 1, got "
+                             f"{self.batch_size} and {self.gradient_accumulation_steps}")
 
 
 @dataclass
@@ -122,7 +123,12 @@ def _register_checkpointing(accelerator: Accelerator, trainable: list[str], extr
 
     def load_hook(models, input_dir):
         path = pathlib.Path(input_dir) / ckpt.TRAINABLE_NAME
-        ckpt.load_into(accelerator.unwrap_model(models[0]), load_file(str(path)), path)
+        state = read_tensors(path)
+        missing = sorted(keys - set(state))
+        if missing:
+            raise ValueError(f"{path}: lacks {len(missing)} of this phase's {len(keys)} trainable tensors "
+                             f"(e.g. {missing[:3]}); it was written by another run or phase layout")
+        ckpt.load_into(accelerator.unwrap_model(models[0]), state, path)
         states = torch.load(path.parent / ckpt.PHASE_STATE_NAME, weights_only=True)
         for k, v in extra.items():
             v.load_state_dict(states[k])
@@ -228,12 +234,8 @@ def _run_phase(accelerator, stage, dataset, phase, trainable, optimizer_factory,
     hooks = _register_checkpointing(accelerator, trainable, extra)
 
     phase_dir = run_dir / "checkpoints" / phase.name
-    global_step = 0
-    latest = ckpt.latest_checkpoint(phase_dir) if resume else None
-    if latest is not None:
-        accelerator.load_state(str(latest[0]))
-        global_step = latest[1]
-        log.info("resumed phase %s from %s", phase.name, latest[0])
+    latest = _resume(accelerator, phase_dir) if resume else None
+    global_step = 0 if latest is None else latest[1]
 
     if len(loader) == 0:
         raise ValueError(f"dataset of {len(dataset)} samples gives no batch of size {config.batch_size}")
@@ -304,6 +306,30 @@ def _run_phase(accelerator, stage, dataset, phase, trainable, optimizer_factory,
         handle.remove()
     accelerator.free_memory()
     return result
+
+
+def _resume(accelerator: Accelerator, phase_dir: pathlib.Path) -> tuple[pathlib.Path, int] | None:
+    """Load the newest checkpoint of the phase that loads whole; returns it and its step, or None
+    if the phase has none. An incomplete or corrupt one (missing RNG state, truncated tensors) is
+    reported and the previous one is tried; all ranks must load the same one."""
+    failures = []
+    for step, path in ckpt.checkpoints_newest_first(phase_dir):
+        missing = ckpt.missing_checkpoint_files(path, accelerator.process_index)
+        problem = f"lacks {missing}" if missing else None
+        if problem is None:
+            try:
+                accelerator.load_state(str(path))
+            except Exception as error:  # truncated/foreign files surface as many error types
+                problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        failed = torch.tensor(float(problem is not None), device=accelerator.device)
+        if accelerator.reduce(failed, reduction="sum").item() == 0:
+            log.info("resumed phase %s from %s", phase_dir.name, path)
+            return path, step
+        failures.append(f"{path.name}: {problem or 'failed on another rank'}")
+        log.warning("cannot resume from %s (%s); trying the previous checkpoint", path, problem or "another rank failed")
+    if failures:
+        raise RuntimeError(f"resume=true: no checkpoint in {phase_dir} loads: {'; '.join(failures)}")
+    return None
 
 
 def _preempted(accelerator: Accelerator, preemption: _Preemption) -> bool:
