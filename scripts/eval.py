@@ -25,6 +25,7 @@ the list of files and where they go.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from rar.eval.harness import evaluate_shard, write_run_reports
 from rar.eval.metrics import MetricSuite
 from rar.eval.report import summary_markdown
 from rar.eval.results import Summary
+from rar.utils.cli_errors import one_line_errors
+from rar.utils.fingerprint import fingerprint
 
 
 def _device(choice: str, state: PartialState) -> torch.device:
@@ -53,6 +56,23 @@ def _device(choice: str, state: PartialState) -> torch.device:
 
 FINGERPRINT_KEYS = ("method", "quantize", "seed")
 """Settings a run directory's results depend on; resuming with different ones is refused."""
+FINGERPRINTS_NAME = "method_fingerprints.json"
+"""Content digests of the files and folders the method config names (its model folder), per config key."""
+
+
+def _method_fingerprints(cfg: DictConfig) -> dict[str, str]:
+    """``{"method.target.path": digest}`` for every existing file or folder the method's target names."""
+    found: dict[str, str] = {}
+
+    def visit(node, key: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                visit(value, f"{key}.{name}")
+        elif isinstance(node, str) and not key.endswith("_target_") and Path(node).exists():
+            found[key] = fingerprint(node)
+
+    visit(OmegaConf.to_container(cfg.method.target, resolve=True), "method.target")
+    return found
 
 
 def _check_resumable(run_dir: Path, cfg: DictConfig) -> None:
@@ -69,6 +89,15 @@ def _check_resumable(run_dir: Path, cfg: DictConfig) -> None:
                 f"{run_dir} holds results made with {key}={before!r}, but this run has {key}={now!r}; "
                 "give the run another name (method.name=... or run_dir=...) or delete the folder"
             )
+    saved_prints = run_dir / FINGERPRINTS_NAME
+    if saved_prints.is_file():
+        before_prints = json.loads(saved_prints.read_text())
+        for key, digest in _method_fingerprints(cfg).items():
+            if before_prints.get(key, digest) != digest:
+                raise ValueError(
+                    f"{run_dir} holds results of another model: the contents of {key}={OmegaConf.select(cfg, key)} "
+                    f"changed since they were made ({saved_prints}); give the run another name or delete the folder"
+                )
 
 
 def run(cfg: DictConfig) -> Summary | None:
@@ -99,6 +128,8 @@ def run(cfg: DictConfig) -> Summary | None:
         staged = run_dir / f"config.yaml.{os.getpid()}"  # atomic: other processes may be reading config.yaml
         staged.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         staged.replace(run_dir / "config.yaml")
+        if not (run_dir / FINGERPRINTS_NAME).is_file():  # the first run's model is the one results belong to
+            (run_dir / FINGERPRINTS_NAME).write_text(json.dumps(_method_fingerprints(cfg), indent=2) + "\n")
 
     evaluate_shard(
         benchmark, method, metrics, run_dir, device=device, batch_size=cfg.batch_size,
@@ -116,7 +147,8 @@ def run(cfg: DictConfig) -> Summary | None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    summary = run(cfg)
+    with one_line_errors():
+        summary = run(cfg)
     return None if summary is None else summary.overall.metrics[summary.metrics[0]]  # the sweeper's objective
 
 

@@ -18,7 +18,10 @@ stride, cropped back); grayscale, RGBA (composited onto white) and 16-bit files 
 ``--trajectory`` ``<name>.json`` (rounds, LQA texts, comparison probabilities, seconds) and with
 ``--montage`` ``<name>_montage.png`` (input | each round's output, labelled | final). Images of
 equal size are batched (``--batch-size``). An unreadable file is reported and skipped; the exit
-code is 1 if any file failed. Existing outputs are skipped unless ``--overwrite``.
+code is 1 if any file failed. Existing outputs are skipped unless ``--overwrite``: an image whose
+``<name>.png`` exists is not restored again, and no other output file (``<name>.json``,
+``<name>_montage.png``) is ever replaced without it. A bad argument or model folder is one
+``error:`` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from rar.pipeline.config import STOP_RULES
 from rar.pipeline.fast_paths import ATTENTION_BACKENDS, AUTOCAST_DTYPES
 from rar.pipeline.montage import round_montage
 from rar.pipeline.prompts import PROMPT_POOLS
+from rar.utils.cli_errors import one_line_errors
 from rar.utils.image_io import ImageLoadError, list_images, load_image, save_image
 
 LOOP_FLAGS = {"max_rounds": int, "steps_per_round": int, "assess_every": int, "threshold": float, "seed": int}
@@ -104,16 +108,20 @@ class Restorer:
         stage_seconds = {k: v / len(batch.paths) for k, v in result.seconds.items()}
         for i, path in enumerate(batch.paths):
             name = self.names[path]
-            save_image(result.images[i], self.out / f"{name}.png", overwrite=self.overwrite)
             traj = result.trajectories[i]
+            record_path, montage_path = self.out / f"{name}.json", self.out / f"{name}_montage.png"
+            for wanted, extra in ((self.trajectory, record_path), (self.montage, montage_path)):
+                if wanted and extra.exists() and not self.overwrite:
+                    raise FileExistsError(f"{extra} exists (from an earlier run?); pass --overwrite to replace it")
+            save_image(result.images[i], self.out / f"{name}.png", overwrite=self.overwrite)
             if self.trajectory:
                 record = {"input": str(path), "size": list(size), **traj.as_dict(),
                           "seconds": sum(stage_seconds.values()), "stage_seconds": stage_seconds}
-                (self.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+                record_path.write_text(json.dumps(record, indent=2) + "\n")
             if self.montage:
                 rounds = [self.pipe.state_image(r.latent, size) for r in traj.rounds]
                 figure = round_montage(lq[i], rounds, traj, result.images[i].cpu())
-                save_image(figure, self.out / f"{name}_montage.png", overwrite=self.overwrite)
+                save_image(figure, montage_path, overwrite=self.overwrite)
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -127,6 +135,11 @@ def resolve_device(choice: str) -> torch.device:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with one_line_errors():
+        return restore(args)
+
+
+def restore(args: argparse.Namespace) -> int:
     os.environ.setdefault("WANDB_MODE", "disabled")
     if args.batch_size < 1:
         raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -135,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.input.is_file():
         paths = [args.input]
     else:
-        raise SystemExit(f"input not found: {args.input}")
+        raise FileNotFoundError(f"input not found: {args.input}")
+    if args.output.exists() and not args.output.is_dir():
+        raise FileExistsError(f"--output {args.output} is a file; expected a folder (it is created if missing)")
     settings = {name: getattr(args, name) for name in (*LOOP_FLAGS, "stop", "prompt_pool")}
     settings = {k: v for k, v in settings.items() if v is not None}
     device = resolve_device(args.device)
@@ -145,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe.set_fast_paths({"autocast": args.autocast, "attention": args.attention,
                              "compile_uir": args.compile_uir, "merge_lora": args.merge_lora})
     except (FileNotFoundError, ValueError, TypeError) as error:
-        raise SystemExit(f"error: cannot load {args.model}: {error}") from error
+        raise ValueError(f"cannot load {args.model}: {error}") from error
     args.output.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     restorer = Restorer(pipe, args.output, names, args.montage, args.trajectory, args.overwrite)
@@ -158,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if pending.images:
             try:
                 restorer.run(pending)
-            except (ValueError, RuntimeError, OSError) as error:
+            except (ValueError, RuntimeError, OSError) as error:  # FileExistsError: an output kept
                 failed.extend((p, f"restoration failed: {error}") for p in pending.paths)
                 tqdm.write(f"error: restoring {', '.join(map(str, pending.paths))} failed: {error}", file=sys.stderr)
         pending = Batch()

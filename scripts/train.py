@@ -22,30 +22,18 @@ from __future__ import annotations
 import sys
 
 import hydra
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from rar.training.build import run_training
+from rar.utils.cli_errors import one_line_errors
 
 INTERRUPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
-BAD_INPUT_EXIT = 2
-BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, KeyError)
-"""Errors that mean a bad setting or input file (one line, exit 2); anything else is a bug (traceback)."""
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with one_line_errors():
         results = run_training(cfg)
-    except Exception as error:
-        cause = error
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
-            cause = cause.__cause__  # hydra wraps what a _target_ raised
-        if not isinstance(cause, BAD_INPUT):
-            raise
-        message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(BAD_INPUT_EXIT) from None
     if any(r.interrupted for r in results):
         print(f"interrupted: checkpointed in {cfg.run_dir}; continue with resume=true", file=sys.stderr)
         raise SystemExit(INTERRUPTED_EXIT)

@@ -75,4 +75,22 @@ class LoopConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"loop settings not found: {path}")
-        return cls().replace(**json.loads(path.read_text()))
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of loop settings, got {type(values).__name__}")
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name, value in values.items():
+            expected = _JSON_KINDS.get(kinds.get(name))
+            if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+                raise ValueError(f"{path}: {name} must be {kinds[name]}, got {value!r}")
+        try:
+            return cls().replace(**values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from error
+
+
+_JSON_KINDS = {"int": int, "int | None": (int, type(None)), "str": str, "float": (int, float)}
+"""JSON value types accepted per annotated field type (annotations are strings: ``from __future__``)."""

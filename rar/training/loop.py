@@ -328,7 +328,7 @@ def _resume(accelerator: Accelerator, phase_dir: pathlib.Path) -> tuple[pathlib.
         failures.append(f"{path.name}: {problem or 'failed on another rank'}")
         log.warning("cannot resume from %s (%s); trying the previous checkpoint", path, problem or "another rank failed")
     if failures:
-        raise RuntimeError(f"resume=true: no checkpoint in {phase_dir} loads: {'; '.join(failures)}")
+        raise ValueError(f"resume=true: no checkpoint in {phase_dir} loads: {'; '.join(failures)}")
     return None
 
 
