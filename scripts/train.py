@@ -32,6 +32,11 @@ INTERRUPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process kill
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train as configured; a bad input exits with status 2, an interrupted run with 143."""
     with one_line_errors():
         results = run_training(cfg)
     if any(r.interrupted for r in results):
