@@ -25,7 +25,7 @@ from PIL import Image
 from rar.degradations import degrade
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig
-from rar.pipeline.tiny import build_tiny_rar_pipeline
+from rar.testing import build_tiny_rar_pipeline
 from rar.training import checkpoint as ckpt
 from rar.utils.cli_errors import one_line_errors
 from rar.utils.image_io import save_image

@@ -28,6 +28,8 @@ class InferencePipeline(nn.Module):
     autoencoder: LatentAutoencoder
     uir: UIRModel
     fast: FastPaths = FastPaths()
+    tiles_large_inputs: bool = False
+    """Whether inputs over the backbone's largest side are restored in tiles (else refused)."""
 
     def train(self, mode: bool = True) -> InferencePipeline:
         """Inference only: stays in eval mode (no LoRA/adapter dropout)."""
@@ -64,7 +66,7 @@ class InferencePipeline(nn.Module):
         """Check ``lq [B, 3, H, W]`` and pad it to the stride, on the pipeline's device (timed as
         ``preprocess``)."""
         with clock.section("preprocess"):
-            check_images(lq, max_image_side(self.autoencoder, self.uir))
+            check_images(lq, None if self.tiles_large_inputs else max_image_side(self.autoencoder, self.uir))
             return pad_to_multiple(lq.to(self.device, torch.float32), self.stride)
 
     def restore(self, lq: torch.Tensor) -> MethodOutput:

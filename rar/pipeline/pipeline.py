@@ -10,6 +10,10 @@ The whole method is :meth:`RARPipeline.forward`::
         z = z_new
     x_hat = crop(AE.decode(z))                                  # exactly one decode
 
+A latent larger than the backbone takes (SD3's ``pos_embed_max_size``) runs each round on
+overlapping latent tiles, blended after the round, with one stop decision per image
+(:mod:`rar.pipeline.tiling`): any image size is restored.
+
 Usable from Python without Hydra::
 
     pipe = RARPipeline.from_pretrained("models/tiny", device="cpu", max_rounds=3)
@@ -36,6 +40,7 @@ from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.fast_paths import FastPaths
+from rar.pipeline.geometry import latent_multiple, max_image_side
 from rar.pipeline.model_folder import (
     parse_dtype,
     read_model_folder,
@@ -45,6 +50,7 @@ from rar.pipeline.model_folder import (
 from rar.pipeline.prompts import comparison_question, identification_question
 from rar.pipeline.results import RestoreResult
 from rar.pipeline.rounds import ActiveRounds
+from rar.pipeline.tiling import TileGrid, Tiling
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
 from rar.uir.sampler import integrate
@@ -60,6 +66,8 @@ class RARPipeline(InferencePipeline):
         text_adapter: LQA answer hidden states → the UIR's :class:`Condition`.
         config: loop settings (default :class:`LoopConfig`).
     """
+
+    tiles_large_inputs = True
 
     def __init__(
         self,
@@ -84,6 +92,7 @@ class RARPipeline(InferencePipeline):
         self.lqa = lqa
         self.text_adapter = text_adapter
         self.config = config or LoopConfig()
+        self.tiling = Tiling()
         realign(self)  # aligned CPU weights: a reloaded folder computes exactly what this pipeline computes
         self.eval()
 
@@ -104,26 +113,36 @@ class RARPipeline(InferencePipeline):
             with clock.section("encode"):
                 z = self.autoencoder.encode(x)  # the one encode
             rounds = ActiveRounds(z, keep_states=return_latents)
+            tiles = self.tile_grid(*z.shape[-2:])  # one tile (the identity) when the backbone takes z whole
             for round_index in range(1, config.max_rounds + 1):
                 if rounds.done:
                     break
                 start, z_in = clock.total(), rounds.current()
+                x_in = tiles.split(z_in)
                 with clock.section("assess"):  # assess -> adapt
-                    cond, assessment = self.assess(z_in, round_index, 0, clock)
+                    cond, assessment = self.assess(x_in, round_index, 0, clock)
                 with clock.section("restore"):  # integrate the UIR, t: 0 -> 1
-                    z_out = integrate(self.uir, z_in, cond, steps=config.steps_per_round, method=config.method,
+                    x_out = integrate(self.uir, x_in, cond, steps=config.steps_per_round, method=config.method,
                                       hook=self._reassess_hook(round_index, clock),
                                       hook_every=config.assess_every).latent
+                z_out = tiles.merge(x_out)
                 p_better = None
                 if config.stop == "compare":  # compare: the stop rule keeps z_in where z_out is judged worse
                     with clock.section("compare"):
                         question = comparison_question(config.prompt_pool, config.seed, round_index)
-                        p_better = self.lqa.p_better(self._lqa_view(z_out, clock), self._lqa_view(z_in, clock),
-                                                     question=question).p_better
-                rounds.record(z_out, assessment.text, p_better, config.threshold, clock.total() - start)
+                        p_better = tiles.per_image(self.lqa.p_better(
+                            self._lqa_view(tiles.split(z_out), clock), self._lqa_view(x_in, clock),
+                            question=question).p_better)
+                rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold, clock.total() - start)
             with clock.section("decode"):  # the one decode
                 images = self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
         return RestoreResult(images, rounds.trajectories, dict(clock.seconds))
+
+    def tile_grid(self, height: int, width: int) -> TileGrid:
+        """The tiles of a ``height x width`` latent under :attr:`tiling` (one when it fits the backbone)."""
+        max_side = max_image_side(self.autoencoder, self.uir)
+        max_latent = None if max_side is None else max_side // self.autoencoder.stride
+        return self.tiling.grid(height, width, max_latent, latent_multiple(self.uir))
 
     def assess(self, z: torch.Tensor, round_index: int, step: int, clock: StageClock) -> tuple[Condition, Assessment]:
         """Assess → adapt (:func:`rar.lqa.assess.assess_and_adapt`) with the question of the loop's

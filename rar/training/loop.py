@@ -30,11 +30,10 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from rar.core.compile import compile_repeated_blocks
-from rar.core.tensor_files import save_tensors
+from rar.core.tensor_files import read_tensors, save_tensors
 from rar.training import checkpoint as ckpt
 from rar.training.phases import Phase, matching_parameters, set_trainable
 from rar.training.stage import Stage, StepOutput
-from rar.core.tensor_files import read_tensors
 
 log = logging.getLogger(__name__)
 
