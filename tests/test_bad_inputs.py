@@ -231,6 +231,49 @@ def restore_bad_loop_setting(ctx: Ctx) -> int:
     return _restore(str(model), str(_photo(ctx.work / "a.png")), "--output", str(ctx.work / "out"))
 
 
+def _model_copy(ctx: Ctx) -> Path:
+    model = ctx.work / "model"
+    shutil.copytree(ctx.model, model)
+    return model
+
+
+def _model_index_names(ctx: Ctx, subfolder: str) -> int:
+    model = _model_copy(ctx)
+    shutil.copytree(model / "text_adapter", ctx.work / "elsewhere" / "text_adapter")  # loadable, outside the folder
+    index = json.loads((model / "model_index.json").read_text())
+    index["text_adapter"][1] = subfolder
+    (model / "model_index.json").write_text(json.dumps(index))
+    return _restore(str(model), str(_photo(ctx.work / "a.png")), "--output", str(ctx.work / "out"))
+
+
+def model_index_dotdot(ctx: Ctx) -> int:
+    return _model_index_names(ctx, "../elsewhere/text_adapter")
+
+
+def model_index_absolute(ctx: Ctx) -> int:
+    return _model_index_names(ctx, str(ctx.work / "elsewhere" / "text_adapter"))
+
+
+def model_corrupt_weights(ctx: Ctx) -> int:
+    model = _model_copy(ctx)
+    weights = model / "text_adapter" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    return _restore(str(model), str(_photo(ctx.work / "a.png")), "--output", str(ctx.work / "out"))
+
+
+def model_corrupt_uir_weights(ctx: Ctx) -> int:
+    model = _model_copy(ctx)
+    weights = next((model / "uir").rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    return _restore(str(model), str(_photo(ctx.work / "a.png")), "--output", str(ctx.work / "out"))
+
+
+def restore_image_over_the_largest_side(ctx: Ctx) -> int:
+    code = _restore(str(ctx.model), str(_photo(ctx.work / "big.png", size=(300, 40))), "--output", str(ctx.work / "out"))
+    assert (ctx.work / "out" / "big.png").is_file()
+    return code
+
+
 def restore_palette_and_truncated(ctx: Ctx) -> int:
     folder = ctx.work / "in"
     folder.mkdir()
@@ -281,6 +324,16 @@ CASES = [
     ("restore existing <name>.json", restore_keeps_an_old_record, 1, r"a.json exists .*--overwrite", "rewritten"),
     ("restore bad rar_config.json value", restore_bad_loop_setting, 2, r"rar_config.json: max_rounds must be int",
      "Python type error"),
+    ("restore model_index.json naming ../..", model_index_dotdot, 2,
+     r"model_index.json: component 'text_adapter' .* leaves", "loaded weights from outside the folder"),
+    ("restore model_index.json naming an absolute path", model_index_absolute, 2,
+     r"model_index.json: component 'text_adapter' .* leaves", "loaded weights from outside the folder"),
+    ("restore corrupt module weights", model_corrupt_weights, 2,
+     r"text_adapter/model.safetensors: not a readable safetensors file", "raw SafetensorError, no file name"),
+    ("restore corrupt diffusers weights", model_corrupt_uir_weights, 2, r"model/uir: cannot load component 'uir'",
+     "raw traceback"),
+    ("restore image over the model's largest side", restore_image_over_the_largest_side, 0, r"restored 1 of 1",
+     "refused (> 256 px)"),
     ("restore palette + truncated + non-image", restore_palette_and_truncated, 1,
      r"skipping .*notes.png.*\n.*skipping .*truncated.png|skipping .*truncated.png", "(already worked)"),
     ("degrade non-contiguous input", degrade_non_contiguous, 0, "", "view error when Poisson noise drawn"),

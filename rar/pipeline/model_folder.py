@@ -46,7 +46,6 @@ import torch
 from diffusers import AutoencoderKL, SD3Transformer2DModel, UNet2DConditionModel
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
-from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoTokenizer, CLIPVisionModel, LlamaForCausalLM
 
@@ -56,7 +55,7 @@ from rar.conditioning.sd3_text import (
     SD3TextConditioner,
     build_sd3_text_conditioner,
 )
-from rar.core.tensor_files import save_tensors
+from rar.core.tensor_files import read_tensors, save_tensors
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.model import DepictQA
@@ -65,6 +64,7 @@ from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.config import LoopConfig
 from rar.uir.autoencoders import KLAutoencoder, SpaceToDepthAutoencoder
 from rar.uir.backbones import SD3UIR, SD15UIR
+from rar.utils.paths import confined
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -182,7 +182,7 @@ def load_module(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Modu
     if name not in CLASSES:
         raise ValueError(f"{config_path}: unknown module class {name!r}; expected one of {sorted(CLASSES)}")
     module = CLASSES[name](**config["kwargs"])
-    module.load_state_dict(load_file(str(weights_path)), strict=True)
+    module.load_state_dict(read_tensors(weights_path), strict=True)
     return module.to(dtype or parse_dtype(config.get("dtype", "float32"))).eval()
 
 
@@ -447,7 +447,10 @@ def read_model_folder(
             f"{path} is not a RAR model folder (no {INDEX_NAME}); write one with scripts/export_pipeline.py "
             "or RARPipeline.save_pretrained"
         )
-    index = json.loads(index_path.read_text())
+    try:
+        index = json.loads(index_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{index_path}: not valid JSON ({error})") from error
     missing = [name for name in REQUIRED if not index.get(name)]
     if missing:
         raise ValueError(f"{index_path} lacks required components {missing}")
@@ -456,6 +459,13 @@ def read_model_folder(
         entry = index.get(name)
         if entry is None or name in skip:
             continue
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
+            raise ValueError(f"{index_path}: component {name!r} must be [class import path, subfolder], got {entry!r}")
         class_path, subfolder = entry
-        components[name] = load_component(class_path, path / subfolder, dtype)
+        folder = confined(path, subfolder, index_path, f"component {name!r}")
+        try:
+            components[name] = load_component(class_path, folder, dtype)
+        except Exception as error:  # corrupt or foreign files surface as many error types
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(f"{folder}: cannot load component {name!r} ({class_path}): {reason}") from error
     return ModelFolder(components, LoopConfig.load(path / LOOP_CONFIG_NAME))
