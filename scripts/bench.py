@@ -16,6 +16,8 @@ Vicuna-7B-size DepictQA from their architectures (:mod:`rar.perf.models`), no we
     python scripts/bench.py                                       # tiny, CPU, all parts
     python scripts/bench.py experiment=sd35_large device=cuda dtype=bfloat16 resolution=512 \\
         'parts=[inference]' inference.loop.steps_per_round=10 inference.loop.stop=fixed
+    python scripts/bench.py model=models/tiny resolution=1024 'parts=[inference]' \\
+        'inference.batch_sizes=[1]' inference.loop.stop=fixed repeats=1   # tiled: 1024 px > the tiny UIR's 256
     python scripts/bench.py experiment=sd35_medium device=cuda resolution=512 'parts=[training]' \\
         training.mixed_precision=bf16 training.batch=8 'training.stages=[uir]'
 
@@ -77,12 +79,13 @@ def print_inference(rows, max_new_tokens: int | None) -> None:
     head = " ".join(f"{s:>10}" for s in STAGES)
     cap = "" if max_new_tokens is None else f", LQA answers capped at {max_new_tokens} new tokens"
     print(f"\ninference (seconds per image{cap})\n{'variant':<12} {'batch':>5} {head} {'latency':>10} "
-          f"{'img/s':>8} {'rounds':>6} {'TFLOP/img':>10} {'MFU':>7} {'peak mem':>12}")
+          f"{'img/s':>8} {'s/MP':>8} {'tiles':>5} {'rounds':>6} {'TFLOP/img':>10} {'MFU':>7} {'peak mem':>12}")
     for variant, r in rows:
         split = " ".join(f"{r.seconds_per_image.get(s, 0.0):>10.4f}" for s in STAGES)
         mfu = "n/a" if r.mfu is None else f"{100 * r.mfu:.1f}%"
         print(f"{variant:<12} {r.batch:>5} {split} {r.latency_per_image:>10.4f} {r.images_per_second:>8.2f} "
-              f"{r.rounds:>6.2f} {r.flops_per_image / 1e12:>10.4f} {mfu:>7} {_mib(r.peak_memory_bytes):>12}")
+              f"{r.seconds_per_megapixel:>8.2f} {r.tiles:>5} {r.rounds:>6.2f} {r.flops_per_image / 1e12:>10.4f} {mfu:>7} "
+              f"{_mib(r.peak_memory_bytes):>12}")
 
 
 def compare_lines(results: dict, previous: dict) -> list[str]:

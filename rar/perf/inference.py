@@ -36,6 +36,8 @@ class InferenceBench:
         latency_per_image: wall seconds of a call divided by ``batch``.
         images_per_second: ``batch`` / wall seconds of a call.
         rounds: mean rounds per image.
+        seconds_per_megapixel: ``latency_per_image`` per million input pixels.
+        tiles: latent tiles per image (1: the model takes the image whole; :mod:`rar.pipeline.tiling`).
         peak_memory_bytes: ``torch.cuda.max_memory_allocated`` over the timed calls (None on CPU).
         flops_per_image: model FLOPs of one call (counted) divided by ``batch``.
         mfu: ``flops_per_image / latency_per_image / peak``; None where the peak is unknown.
@@ -47,6 +49,8 @@ class InferenceBench:
     latency_per_image: float
     images_per_second: float
     rounds: float
+    seconds_per_megapixel: float
+    tiles: int
     peak_memory_bytes: int | None
     flops_per_image: float | None = None
     mfu: float | None = None
@@ -82,6 +86,7 @@ def bench_inference(
         batch=batch, resolution=resolution,
         seconds_per_image={name: seconds / n for name, seconds in stages.items()},
         latency_per_image=wall / batch, images_per_second=batch / wall, rounds=rounds / n,
+        seconds_per_megapixel=wall / batch / (resolution * resolution / 1e6), tiles=_tiles(pipe, resolution),
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         flops_per_image=flops, mfu=mfu(flops, wall / batch, peak_flops(device, pipe_dtype(pipe))),
     )
@@ -108,3 +113,11 @@ def pipe_dtype(pipe: InferencePipeline) -> torch.dtype:
     """The dtype the peak rate is read for: the autocast dtype if set, else the UIR's weights'."""
     autocast = getattr(pipe.fast, "autocast", None)
     return AUTOCAST_DTYPES[autocast] if autocast else next(pipe.uir.parameters()).dtype
+
+
+def _tiles(pipe: InferencePipeline, resolution: int) -> int:
+    """Latent tiles per ``resolution``-pixel image (1 for pipelines that do not tile)."""
+    if not hasattr(pipe, "tile_grid"):
+        return 1
+    side = -(-resolution // pipe.stride) * pipe.stride // pipe.autoencoder.stride
+    return pipe.tile_grid(side, side).count
