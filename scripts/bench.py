@@ -46,6 +46,7 @@ from rar.perf.training import REQUIRED_MODULES, bench_training, largest_batch
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.model_folder import parse_dtype
 from rar.pipeline.pipeline import RARPipeline
+from rar.pipeline.tiling import Tiling
 
 log = logging.getLogger("bench")
 PARTS = ("inference", "training", "degradations")
@@ -154,6 +155,8 @@ def run(cfg: DictConfig) -> dict:
             pipe.set_fast_paths(fast)
         if cfg.inference.max_new_tokens is not None:  # random LQAs never stop early: cap them at a trained length
             pipe.lqa.max_new_tokens = int(cfg.inference.max_new_tokens)
+        if cfg.inference.get("tile") is not None:  # image pixels -> latent pixels
+            pipe.tiling = Tiling(tile=int(cfg.inference.tile) // pipe.autoencoder.stride)
         variants = {"base": {}, **OmegaConf.to_container(cfg.inference.variants, resolve=True)}
         rows = []
         for variant, overrides in variants.items():  # same models, other fast paths

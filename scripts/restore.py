@@ -13,7 +13,8 @@ GPU (a real export)::
     python scripts/restore.py models/sd35m inputs/ --output naive/ --pipeline naive --device cuda
 
 Input: one image file or a folder of images (not recursive). Any size (padded to the model's
-stride, cropped back); grayscale, RGBA (composited onto white) and 16-bit files are converted as
+stride, cropped back; an image over the model's largest side, e.g. 256 px for the tiny model, runs
+its rounds on overlapping latent tiles, ``--tile`` sets their side); grayscale, RGBA (composited onto white) and 16-bit files are converted as
 ``rar/utils/image_io.py`` documents. Output: ``<output>/<name>.png`` (8-bit RGB), with
 ``--trajectory`` ``<name>.json`` (rounds, LQA texts, comparison probabilities, seconds) and with
 ``--montage`` ``<name>_montage.png`` (input | each round's output, labelled | final). Images of
@@ -42,6 +43,7 @@ from rar.pipeline.config import STOP_RULES
 from rar.pipeline.fast_paths import ATTENTION_BACKENDS, AUTOCAST_DTYPES
 from rar.pipeline.montage import round_montage
 from rar.pipeline.prompts import PROMPT_POOLS
+from rar.pipeline.tiling import Tiling
 from rar.utils.cli_errors import one_line_errors
 from rar.utils.image_io import ImageLoadError, list_images, load_image, save_image
 
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1, help="images per loop call (equal sizes only)")
     parser.add_argument("--pipeline", choices=("rar", "naive"), default="rar",
                         help="rar (latent loop) or naive (pixel IQA -> text encoders; needs them in the folder)")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="restore inputs larger than this many pixels per side in overlapping latent tiles of "
+                             "this side (default: only inputs over the model's largest side, in tiles of that side)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     loop = parser.add_argument_group("loop settings (default: the model folder's rar_config.json)")
@@ -142,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 def restore(args: argparse.Namespace) -> int:
     os.environ.setdefault("WANDB_MODE", "disabled")
     if args.batch_size < 1:
-        raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.tile is not None and args.pipeline != "rar":
+        raise ValueError("--tile applies to --pipeline rar only")
     if args.input.is_dir():
         paths = list_images(args.input)
     elif args.input.is_file():
@@ -161,6 +168,10 @@ def restore(args: argparse.Namespace) -> int:
                              "compile_uir": args.compile_uir, "merge_lora": args.merge_lora})
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise ValueError(f"cannot load {args.model}: {error}") from error
+    if args.tile is not None:
+        if args.tile < pipe.stride:
+            raise ValueError(f"--tile must be at least the model's stride ({pipe.stride} px), got {args.tile}")
+        pipe.tiling = Tiling(tile=args.tile // pipe.autoencoder.stride)
     args.output.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     restorer = Restorer(pipe, args.output, names, args.montage, args.trajectory, args.overwrite)

@@ -115,3 +115,11 @@ def test_restore_script_takes_an_image_over_the_models_largest_side(pipe, tmp_pa
     code = load_script("restore").main([str(model), str(tmp_path / "tall.png"), "--output", str(tmp_path / "out"),
                                         "--max-rounds", "1", "--no-progress", "--device", "cpu"])
     assert code == 0 and load_image(tmp_path / "out" / "tall.png").shape == (3, side, 40)
+    # --tile: smaller tiles for images the model could take whole (faster on CPU)
+    code = load_script("restore").main([str(model), str(tmp_path / "tall.png"), "--output", str(tmp_path / "small"),
+                                        "--max-rounds", "1", "--no-progress", "--tile", "64", "--trajectory"])
+    assert code == 0 and load_image(tmp_path / "small" / "tall.png").shape == (3, side, 40)
+    with pytest.raises(SystemExit) as stop:
+        load_script("restore").main([str(model), str(tmp_path / "tall.png"), "--output", str(tmp_path / "x"),
+                                     "--tile", "2", "--no-progress"])
+    assert stop.value.code == 2

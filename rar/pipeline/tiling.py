@@ -33,7 +33,8 @@ class Tiling:
     """Tile settings of a pipeline, in latent pixels.
 
     Attributes:
-        tile: tile side; ``None`` = the largest latent side the backbone takes (no tiling below it).
+        tile: tile side; a latent larger than it is tiled. ``None`` = the largest latent side the
+            backbone takes (only latents the backbone cannot take whole are tiled).
         overlap: band shared by neighbouring tiles; ``None`` = a quarter of the tile.
     """
 
