@@ -69,7 +69,8 @@ def test_export_refuses_runs_without_the_lqa(tmp_path):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=["stage=uir", "condition=none", f"run_dir={run}"])
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run / "model").mkdir()
+    stage, _ = build_stage(cfg)  # a finished uir run without the LQA: its model/ holds the UIR
+    ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
     with pytest.raises(ValueError, match=r"missing \['lqa', 'text_adapter'\]"):
         export.main([f"run_dir={run}", f"out={tmp_path / 'model'}"])
     with pytest.raises(SystemExit, match="out="):
