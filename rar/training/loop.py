@@ -205,6 +205,7 @@ def train(
                 break
             if accelerator.is_main_process:
                 ckpt.export_model(stage, run_dir, exported)
+                stage.export(run_dir / "model", dataset)
                 ckpt.write_meta(run_dir, phases_done=sorted(done | {phase.name}))
             done.add(phase.name)
             accelerator.wait_for_everyone()

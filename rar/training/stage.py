@@ -39,6 +39,11 @@ class Stage(torch.nn.Module):
         """Optional periodic validation on the main process; write artefacts under ``out_dir``."""
         return {}
 
+    def export(self, model_dir: pathlib.Path, dataset: torch.utils.data.Dataset) -> None:
+        """Optional hand-off beyond ``model/<child>/weights.safetensors``: called on the main process
+        after each phase's export with the run's ``model/`` folder and the training dataset (e.g. the
+        ``autoencoder`` stage writes a diffusers folder with latent statistics measured on it)."""
+
 
 def same_size_pair(batch, stage: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lq, hq)`` of a restoration batch on ``device``; an error naming ``stage`` when their
