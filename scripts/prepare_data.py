@@ -4,6 +4,7 @@ CPU (any machine; nothing here needs a GPU)::
 
     python scripts/prepare_data.py task=samples overwrite=true   # regenerate data/samples/ from scikit-image
     python scripts/prepare_data.py task=build                    # data/benchmarks/samples (held-out photos, seed 0)
+    python scripts/prepare_data.py task=dead_leaves              # data/dead_leaves: seeded procedural training images
     python scripts/prepare_data.py task=build build.source=$RAR_DATA/MiO100/HQ \\
         'build.depth=$RAR_DATA/MiO100/depth/{stem}/predict_depth.mat' build.out=$RAR_DATA/benchmarks/mio100
     python scripts/prepare_data.py task=index index.root=$RAR_DATA/AgenticIR   # released LQ set -> manifest
@@ -29,6 +30,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rar.data.benchmark_sets import BenchmarkSet, build_composite_set, index_released_set
+from rar.data.dead_leaves import write_dead_leaves
 from rar.data.samples import write_samples
 from rar.data.sidd import export_sidd_validation
 from rar.data.specs import DatasetLayoutError
@@ -50,6 +52,12 @@ def build(cfg: DictConfig) -> None:
         b.source, b.out, seed=b.seed, groups=groups, depth=b.depth, names=names, overwrite=cfg.overwrite
     )
     log.info("built %d LQ images (%d groups, seed %d) in %s", len(result.items), len(result.groups), b.seed, b.out)
+
+
+def dead_leaves(cfg: DictConfig) -> None:
+    d = cfg.dead_leaves
+    written = write_dead_leaves(d.out, d.count, size=d.size, seed=d.seed, overwrite=cfg.overwrite)
+    log.info("%d dead-leaves images (seed %d) in %s", len(written), d.seed, d.out)
 
 
 def index(cfg: DictConfig) -> None:
@@ -92,6 +100,7 @@ TASKS: dict[str, Callable[[DictConfig], None]] = {
     "build": build,
     "index": index,
     "verify": verify,
+    "dead_leaves": dead_leaves,
     "check": check,
     "check_all": check_all,
     "sidd_val": sidd_val,
