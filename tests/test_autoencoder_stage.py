@@ -21,9 +21,9 @@ CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 def _tiny_vae(**overrides) -> AutoencoderKL:
     torch.manual_seed(0)
-    kwargs = dict(latent_channels=16, down_block_types=["DownEncoderBlock2D"] * 3,
-                  up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[8, 16, 16], layers_per_block=1,
-                  norm_num_groups=8, mid_block_add_attention=False)
+    kwargs = {"latent_channels": 16, "down_block_types": ["DownEncoderBlock2D"] * 3,
+              "up_block_types": ["UpDecoderBlock2D"] * 3, "block_out_channels": [8, 16, 16], "layers_per_block": 1,
+              "norm_num_groups": 8, "mid_block_add_attention": False}
     return AutoencoderKL(**(kwargs | overrides))
 
 

@@ -9,7 +9,11 @@ from diffusers import AutoencoderKL
 
 from rar.conditioning.condition import Condition
 from rar.eval.periodicity import block_periodic_energy
-from rar.uir.autoencoders import KLAutoencoder, LatentAutoencoder, SpaceToDepthAutoencoder
+from rar.uir.autoencoders import (
+    KLAutoencoder,
+    LatentAutoencoder,
+    SpaceToDepthAutoencoder,
+)
 from rar.uir.backbones import SD3_PRESETS, build_sd3_transformer
 from rar.uir.sampler import integrate
 
@@ -18,7 +22,7 @@ def _restore(autoencoder: LatentAutoencoder, image: torch.Tensor) -> torch.Tenso
     """One 4-step round of a random tiny UIR (zero condition) on ``image``, through ``autoencoder``."""
     torch.manual_seed(0)
     channels = autoencoder.latent_channels
-    uir = build_sd3_transformer(config=SD3_PRESETS["tiny"] | dict(in_channels=channels, out_channels=channels)).eval()
+    uir = build_sd3_transformer(config=SD3_PRESETS["tiny"] | {"in_channels": channels, "out_channels": channels}).eval()
     z = autoencoder.encode(image)
     cond = Condition.zeros(image.shape[0], 8, uir.joint_attention_dim, uir.pooled_projection_dim)
     with torch.no_grad():

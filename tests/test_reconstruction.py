@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +29,10 @@ def test_lossless_and_lossy_autoencoders_are_told_apart():
     suite = MetricSuite(["psnr", "ssim"])
     lossless = reconstruction_quality(SpaceToDepthAutoencoder(4), bench, suite)
     lossy = reconstruction_quality(BlurryAutoencoder(4), bench, suite)
-    assert lossless.counts == {"clean": 3, "B": 12} and list(lossless.rows["B"]) == ["psnr", "ssim"]
+    assert lossless.counts == {"clean": 3, "B": 12, "B floor": 12, "B input": 12}
+    assert list(lossless.rows["B"]) == ["psnr", "ssim"]
+    assert lossless.rows["B floor"] == pytest.approx(lossless.rows["B input"])  # lossless: rejecting = the input
+    assert lossy.rows["B floor"]["ssim"] < lossy.rows["B input"]["ssim"]
     assert lossless.rows["clean"]["psnr"] >= 79 and lossless.rows["B"]["ssim"] > 0.999
     assert lossy.rows["clean"]["psnr"] < 35 and lossy.rows["clean"]["ssim"] < 0.95
     assert "| clean | 3 |" in lossy.table()

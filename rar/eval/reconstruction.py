@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -25,7 +26,10 @@ class ReconstructionReport:
 
     Attributes:
         rows: ``{row: {metric: mean}}``; rows are ``clean`` (each distinct HQ image once) and
-            ``<group>`` (that group's LQ images), e.g. ``{"clean": {"psnr": 36.1, "ssim": 0.97}}``.
+            ``<group>`` (that group's LQ images), e.g. ``{"clean": {"psnr": 36.1, "ssim": 0.97}}``,
+            each scored against the image that was encoded; then ``<group> floor`` and
+            ``<group> input``: the reconstructed LQ and the LQ itself scored against the clean
+            image (what RAR returns when it rejects every round, and what it must beat).
         counts: images per row.
         seconds: wall time of the encode/decode passes.
     """
@@ -53,20 +57,27 @@ def reconstruction_quality(autoencoder: LatentAutoencoder, bench: BenchmarkSet, 
     """Score reconstructions of ``bench``'s clean images and of each group's degraded images
     (the autoencoder runs on ``suite.device``)."""
     report = ReconstructionReport()
-    jobs: dict[str, list] = {"clean": sorted({item.hq for item in bench.items})}
+    # per row: (image to score, reference, whether the image is first passed through the autoencoder)
+    jobs: dict[str, list[tuple[Path, Path, bool]]] = {
+        "clean": [(hq, hq, True) for hq in sorted({item.hq for item in bench.items})]
+    }
     for item in bench.items:
-        jobs.setdefault(item.group, []).append(item.lq)
+        jobs.setdefault(item.group, []).append((item.lq, item.lq, True))
+    for item in bench.items:
+        jobs.setdefault(f"{item.group} floor", []).append((item.lq, item.hq, True))
+        jobs.setdefault(f"{item.group} input", []).append((item.lq, item.hq, False))
     elapsed = 0.0
-    for row, paths in jobs.items():
+    for row, entries in jobs.items():
         totals: dict[str, float] = {}
-        for path in paths:
-            image = load_image(path)
-            start = time.perf_counter()
-            output = reconstruct(autoencoder, image, suite.device)
-            elapsed += time.perf_counter() - start
-            for name, value in suite.score(output, image, str(path)).items():
+        for path, reference, through_autoencoder in entries:
+            output = load_image(path)
+            if through_autoencoder:
+                start = time.perf_counter()
+                output = reconstruct(autoencoder, output, suite.device)
+                elapsed += time.perf_counter() - start
+            for name, value in suite.score(output, load_image(reference), str(path)).items():
                 totals[name] = totals.get(name, 0.0) + value
-        report.rows[row] = {name: total / len(paths) for name, total in totals.items()}
-        report.counts[row] = len(paths)
+        report.rows[row] = {name: total / len(entries) for name, total in totals.items()}
+        report.counts[row] = len(entries)
     report.seconds = elapsed
     return report
