@@ -29,11 +29,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rar.data.benchmark_sets import (
-    BenchmarkSet,
-    build_composite_set,
-    index_released_set,
-)
+from rar.data.benchmark_sets import BenchmarkSet, build_composite_set, index_released_set
 from rar.data.dead_leaves import write_dead_leaves
 from rar.data.samples import write_samples
 from rar.data.sidd import export_sidd_validation
