@@ -80,7 +80,7 @@ def test_stage_config_trains_and_its_folder_loads_through_the_sd35_vae_loader(tm
     run_dir = tmp_path / "autoencoder"
     overrides = ["stage=autoencoder", f"run_dir={run_dir}", "trainer.batch_size=2", "trainer.progress=false",
                  "phases.0.max_steps=3", "data.dataset.length=8", "stage.target.stats_samples=6",
-                 "stage.target.stats_batch_size=4", "stage.target.vae.block_out_channels=[8,16]"]
+                 "stage.target.stats_batch_size=4", "stage.target.vae.block_out_channels=[8,16,16]"]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
         loader_cfg = compose(config_name="train", overrides=["autoencoder=tiny_kl", "name=tiny"]).autoencoder
@@ -97,12 +97,12 @@ def test_stage_config_trains_and_its_folder_loads_through_the_sd35_vae_loader(tm
     assert isinstance(autoencoder, KLAutoencoder)
     assert autoencoder.shift_factor == pytest.approx(config["shift_factor"])
     assert autoencoder.scaling_factor == pytest.approx(config["scaling_factor"])
-    assert autoencoder.stride == 2 and autoencoder.latent_channels == 16
+    assert autoencoder.stride == 4 and autoencoder.latent_channels == 16
 
     # encode/decode shapes, odd sizes included
     image = torch.rand(1, 3, 30, 21)
     z = autoencoder.encode(image)
-    assert z.shape == (1, 16, 15, 11)
+    assert z.shape == (1, 16, 8, 6)
     assert autoencoder.decode(z, size=(30, 21)).shape == (1, 3, 30, 21)
 
     # the stats crops (first items of the training set, LQ and HQ), normalised: zero mean, unit std
