@@ -145,7 +145,7 @@ class ClipIQAPipeline(PixelStatePipeline):
     """CLIP label → SD3.5 text encoders → restore → decode → repeat (``stop="fixed"`` only).
 
     Args:
-        autoencoder, uir: as in :class:`rar.pipeline.RARPipeline` (a noise-free UIR).
+        autoencoder, uir: as in :class:`rar.pipeline.RARPipeline` (noise-free or noise-start UIR).
         classifier: the assessor.
         conditioner: SD3.5's text encoders (label text → :class:`Condition`).
         config: loop settings; ``stop`` must be ``"fixed"``.
@@ -166,8 +166,6 @@ class ClipIQAPipeline(PixelStatePipeline):
         config = config or LoopConfig(stop="fixed")
         if config.stop != "fixed":
             raise ValueError(f"the CLIP classifier cannot compare two images: stop must be 'fixed', got {config.stop!r}")
-        if uir.concat_lq:
-            raise ValueError("the CLIP-IQA loop integrates the noise-free flow; this UIR was built with concat_lq=True")
         self.autoencoder = autoencoder
         self.uir = uir
         self.classifier = classifier

@@ -5,6 +5,7 @@ Each round works on pixels and goes through text::
     text  = IQA(x)                      # pixel-space DepictQA, decoded answer
     c     = TextEncoders(text)          # SD3.5's CLIP-L, CLIP-G, T5
     x_new = AE.decode(UIR(AE.encode(x), c))        # one encode and one decode per round
+                                                   # (noise-start UIR: seeded noise, AE.encode(x) concatenated)
     stop="compare": p_better(x_new, over=x) < threshold -> stop, keep x
 
 Same per-image stop bookkeeping as :class:`rar.pipeline.RARPipeline` (:class:`rar.pipeline.rounds.ActiveRounds`,
@@ -30,7 +31,7 @@ from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.prompts import comparison_question, identification_question
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
-from rar.uir.sampler import integrate
+from rar.uir.round import restore_round
 
 
 class NaivePipeline(PixelStatePipeline):
@@ -54,8 +55,6 @@ class NaivePipeline(PixelStatePipeline):
         cache_text: bool = False,
     ) -> None:
         super().__init__()
-        if uir.concat_lq:
-            raise ValueError("the naive loop integrates the noise-free flow; this UIR was built with concat_lq=True")
         if getattr(lqa, "vision_encoder", None) is None:
             raise ValueError("the naive pipeline assesses pixels: the LQA needs its pixel path (vision_encoder)")
         self.autoencoder = autoencoder
@@ -122,8 +121,8 @@ class PixelWiring:
                     with self.clock.section("decode"):
                         image = ae.decode(x_t, size=x.shape[-2:]).clamp(0, 1)
                     return self.condition(image, round_index, step)[0]
-        z_new = integrate(self.pipe.uir, z, cond, steps=self.config.steps_per_round, method=self.config.method,
-                          hook=hook, hook_every=self.config.assess_every).latent
+        z_new = restore_round(self.pipe.uir, z, cond, self.config.steps_per_round, self.config.method,
+                              self.config.seed, round_index, hook, self.config.assess_every)
         with self.clock.section("decode"):
             return ae.decode(z_new, size=x.shape[-2:]).clamp(0, 1)
 

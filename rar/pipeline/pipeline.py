@@ -6,6 +6,7 @@ The whole method is :meth:`RARPipeline.forward`::
     for r in 1..max_rounds (active images only):
         c = TextAdapter(LQA.assess(z))                          # assess -> adapt (rar.lqa.assess)
         z_new = integrate UIR from z with c, t: 0 -> 1          # optional re-assessment every k steps
+                (noise-start UIR: from seeded noise, z concatenated; rar.uir.round)
         stop="compare": p_better(z_new, over=z) < threshold -> stop, keep z
         z = z_new
     x_hat = crop(AE.decode(z))                                  # exactly one decode
@@ -53,7 +54,7 @@ from rar.pipeline.rounds import ActiveRounds
 from rar.pipeline.tiling import TileGrid, Tiling
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
-from rar.uir.sampler import integrate
+from rar.uir.round import restore_round
 
 
 class RARPipeline(InferencePipeline):
@@ -61,7 +62,10 @@ class RARPipeline(InferencePipeline):
 
     Args:
         autoencoder: frozen image ↔ latent autoencoder.
-        uir: the noise-free velocity model (``concat_lq=False``).
+        uir: the restorer: the noise-free velocity model (``concat_lq=False``, RAR), or a noise-start
+            one (``concat_lq=True``: noisy flow ablation, SD1.5 diffusion) whose rounds start from
+            noise seeded by ``config.seed`` with the round's input latent concatenated
+            (:func:`rar.uir.round.restore_round`).
         lqa: the assessor (``assess``, ``p_better``; latent or pixel image space).
         text_adapter: LQA answer hidden states → the UIR's :class:`Condition`.
         config: loop settings (default :class:`LoopConfig`).
@@ -78,9 +82,6 @@ class RARPipeline(InferencePipeline):
         config: LoopConfig | None = None,
     ) -> None:
         super().__init__()
-        if uir.concat_lq:
-            raise ValueError("the RAR loop integrates the noise-free flow from the current latent; this UIR was built "
-                             "with concat_lq=True (noisy ablation) and needs a noise start instead")
         if uir.latent_channels != autoencoder.latent_channels:
             raise ValueError(f"UIR works on {uir.latent_channels}-channel latents, the autoencoder "
                              f"{type(autoencoder).__name__} makes {autoencoder.latent_channels}")
@@ -121,10 +122,9 @@ class RARPipeline(InferencePipeline):
                 x_in = tiles.split(z_in)
                 with clock.section("assess"):  # assess -> adapt
                     cond, assessment = self.assess(x_in, round_index, 0, clock)
-                with clock.section("restore"):  # integrate the UIR, t: 0 -> 1
-                    x_out = integrate(self.uir, x_in, cond, steps=config.steps_per_round, method=config.method,
-                                      hook=self._reassess_hook(round_index, clock),
-                                      hook_every=config.assess_every).latent
+                with clock.section("restore"):  # integrate the UIR, t: 0 -> 1 (from z_in, or seeded noise + z_in)
+                    x_out = restore_round(self.uir, x_in, cond, config.steps_per_round, config.method, config.seed,
+                                          round_index, self._reassess_hook(round_index, clock), config.assess_every)
                 z_out = tiles.merge(x_out)
                 p_better = None
                 if config.stop == "compare":  # compare: the stop rule keeps z_in where z_out is judged worse

@@ -16,6 +16,7 @@ from diffusers import SD3Transformer2DModel, UNet2DConditionModel
 
 from rar.conditioning.condition import Condition
 from rar.uir import flow
+from rar.uir.sampler import ConditionHook, integrate
 
 SD3_PRESETS: dict[str, dict] = {
     # stabilityai/stable-diffusion-3.5-medium, transformer/config.json (MMDiT-X)
@@ -89,6 +90,22 @@ class UIRModel(torch.nn.Module):
         dtype = self.backbone.dtype  # the timestep stays float32 (bf16 cannot resolve 999 vs 1000)
         v_sd3 = self._backbone_velocity(x.to(dtype), flow.to_sd3_timestep(t.float()), cond.to(dtype))
         return flow.velocity_from_sd3(v_sd3).to(x_t.dtype)
+
+    def sample(
+        self,
+        start: torch.Tensor,
+        cond: Condition,
+        steps: int,
+        method: str = "euler",
+        z_lq: torch.Tensor | None = None,
+        hook: ConditionHook | None = None,
+        hook_every: int | None = None,
+    ) -> torch.Tensor:
+        """Integrate ``t: 0 -> 1`` from ``start [B, C, h, w]`` (the degraded latent, or noise when
+        ``concat_lq``) in ``steps`` steps of ``method``; ``z_lq`` is concatenated at every step.
+        Returns the latent at ``t = 1``. (Diffusion restorers replace this with their scheduler.)"""
+        return integrate(self, start, cond, steps=steps, method=method, z_lq=z_lq, hook=hook,
+                         hook_every=hook_every).latent
 
     def _check_condition(self, cond: Condition, batch: int) -> None:
         if cond.batch_size != batch:

@@ -55,6 +55,18 @@ def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 
+def straight(
+    source: torch.Tensor, z_hq: torch.Tensor, t: torch.Tensor, z_lq: torch.Tensor | None = None
+) -> PathSample:
+    """The straight path from ``source`` (``t = 0``) to ``z_hq`` (``t = 1``):
+    ``x_t = (1 - t) source + t z_hq``, target ``z_hq - source``; ``z_lq`` rides along for the
+    noisy path's channel concatenation (None for the noise-free path, whose source is ``z_lq``)."""
+    if source.shape != z_hq.shape:
+        raise ValueError(f"path source {tuple(source.shape)} and z_hq {tuple(z_hq.shape)} must have the same shape")
+    tt = _expand(t, z_hq)
+    return PathSample(x_t=(1 - tt) * source + tt * z_hq, t=t, target=z_hq - source, z_lq=z_lq)
+
+
 class NoiseFreePath:
     """RAR's path: straight from the degraded latent to the clean one, no noise anywhere."""
 
@@ -64,10 +76,7 @@ class NoiseFreePath:
         self, z_lq: torch.Tensor, z_hq: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None
     ) -> PathSample:
         """``x_t = (1 - t) z_lq + t z_hq``, target ``z_hq - z_lq`` (``generator`` unused: no noise)."""
-        if z_lq.shape != z_hq.shape:
-            raise ValueError(f"z_lq {tuple(z_lq.shape)} and z_hq {tuple(z_hq.shape)} must have the same shape")
-        tt = _expand(t, z_hq)
-        return PathSample(x_t=(1 - tt) * z_lq + tt * z_hq, t=t, target=z_hq - z_lq)
+        return straight(z_lq, z_hq, t)
 
     def source(self, z_lq: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Where integration starts at ``t = 0``: the degraded latent itself."""
@@ -85,9 +94,7 @@ class NoisyConditionalPath:
         """``x_t = (1 - t) eps + t z_hq``, target ``z_hq - eps``; ``eps ~ N(0, I)``."""
         if z_lq.shape != z_hq.shape:
             raise ValueError(f"z_lq {tuple(z_lq.shape)} and z_hq {tuple(z_hq.shape)} must have the same shape")
-        eps = self.source(z_lq, generator)
-        tt = _expand(t, z_hq)
-        return PathSample(x_t=(1 - tt) * eps + tt * z_hq, t=t, target=z_hq - eps, z_lq=z_lq)
+        return straight(self.source(z_lq, generator), z_hq, t, z_lq=z_lq)
 
     def source(self, z_lq: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Fresh Gaussian noise shaped like ``z_lq``."""

@@ -29,6 +29,10 @@ Choices (all visible in ``configs/stage/joint.yaml``):
   training condition equals the one inference computes.
 * **Non-iterative variant** (paper Table 5): ``iterative=False`` is ``K = 1``: one assessment of
   ``z_lq``, ``t`` from ``timestep_sampling`` over all of ``[0, 1]``.
+* **Noisy ablation** (``path=NoisyConditionalPath``, UIR with ``concat_lq=True``): the trajectory
+  starts at Gaussian noise ``eps`` instead of ``z_lq`` (``z_0 = eps``), ``z_lq`` is concatenated at
+  every UIR call, and the loss is taken on ``x_t = (1 - t) eps + t z_hq`` (target ``z_hq - eps``)
+  with the same ``eps`` the rollout started from; the LQA assesses the (noisy) ``z_k`` as they are.
 
 The LQA always reads latents (its image adapter), never decoded pixels.
 """
@@ -58,6 +62,7 @@ from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
+from rar.uir.noise import seeded_noise
 from rar.uir.sampler import integrate
 from rar.utils.image_io import save_image
 
@@ -110,7 +115,8 @@ class JointStage(Stage):
         autoencoder: frozen image ↔ latent autoencoder.
         lqa: DepictQA with an image adapter (its latent path is what this stage trains).
         text_adapter: LQA hidden states → :class:`Condition`.
-        uir: noise-free velocity model (``concat_lq=False``).
+        uir: velocity model; ``concat_lq`` must match ``path``.
+        path: :class:`rar.uir.flow.NoiseFreePath` (default, RAR) or ``NoisyConditionalPath`` (ablation).
         iterative: ``False`` gives the non-iterative variant (``K = 1``, condition of ``z_lq``).
         segments: ``K``, the assessments along ``[0, 1]`` (ignored when not iterative).
         segment_sampling: ``"one"`` segment per example per step, or ``"all"`` of them.
@@ -131,6 +137,7 @@ class JointStage(Stage):
         lqa: DepictQA,
         text_adapter: TextAdapter,
         uir: UIRModel,
+        path: flow.FlowPath | None = None,
         iterative: bool = True,
         segments: int = 4,
         segment_sampling: str = "one",
@@ -158,8 +165,10 @@ class JointStage(Stage):
         if uir.latent_channels != autoencoder.latent_channels:
             raise ValueError(f"the UIR works on {uir.latent_channels}-channel latents but the autoencoder makes "
                              f"{autoencoder.latent_channels}")
-        if uir.concat_lq:
-            raise ValueError("the joint stage trains the noise-free flow: build the UIR with concat_lq=False")
+        self.path = path if path is not None else flow.NoiseFreePath()
+        if self.path.concat_lq != uir.concat_lq:
+            raise ValueError(f"{type(self.path).__name__} needs a UIR built with concat_lq={self.path.concat_lq}, "
+                             f"got concat_lq={uir.concat_lq}")
         if text_adapter.llm_dim != lqa.hidden_size:
             raise ValueError(f"text_adapter.llm_dim={text_adapter.llm_dim} != the LQA's hidden size {lqa.hidden_size}")
         if segments < 1 or rollout_steps < 1:
@@ -204,15 +213,17 @@ class JointStage(Stage):
             hidden = answer_hidden(self.lqa, latents, tokens)
         return self.text_adapter(hidden, mask)
 
-    def rollout(self, z_lq: torch.Tensor, depth: torch.Tensor, steps: int, assess_last: bool = True) -> Rollout:
-        """Integrate each row ``b`` of ``z_lq [B, C, h, w]`` through its first ``depth[b]`` segments
+    def rollout(self, start: torch.Tensor, depth: torch.Tensor, steps: int, assess_last: bool = True,
+                z_lq: torch.Tensor | None = None) -> Rollout:
+        """Integrate each row ``b`` of ``start [B, C, h, w]`` (``z_lq``, or noise for the noisy path,
+        whose ``z_lq`` is then concatenated at every step) through its first ``depth[b]`` segments
         (``steps`` Euler steps each), re-assessing at every boundary; with ``assess_last`` the
         boundary ``depth[b]`` itself is assessed too. Gradients only with ``rollout_grad``."""
-        K, batch = self.num_segments, z_lq.shape[0]
+        K, batch = self.num_segments, start.shape[0]
         grad = self.rollout_grad and torch.is_grad_enabled()
         tok = self.lqa.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        x, latents, answers = z_lq, [z_lq], []
+        x, latents, answers = start, [start], []
         for j in range(int(depth.max()) + 1):
             stepping = depth > j
             assessed = (depth >= j) if assess_last else stepping
@@ -230,12 +241,13 @@ class JointStage(Stage):
                     cond = self.condition(x[moving], a.tokens[sel], a.mask[sel])
                 else:
                     cond = assessed_cond.index(sel)
-                end = integrate(self.uir, x[moving], cond, steps=steps, t0=j / K, t1=(j + 1) / K).latent
+                end = integrate(self.uir, x[moving], cond, steps=steps, t0=j / K, t1=(j + 1) / K,
+                                z_lq=None if z_lq is None else z_lq[moving]).latent
                 x = x.index_copy(0, moving, end)
             latents.append(x)
         width = max((a.tokens.shape[1] for _, a in answers), default=1)
-        tokens = torch.full((len(answers), batch, width), pad, dtype=torch.long, device=z_lq.device)
-        mask = torch.zeros(tokens.shape, dtype=torch.bool, device=z_lq.device)
+        tokens = torch.full((len(answers), batch, width), pad, dtype=torch.long, device=start.device)
+        mask = torch.zeros(tokens.shape, dtype=torch.bool, device=start.device)
         texts = [[""] * batch for _ in answers]
         for j, (rows, a) in enumerate(answers):
             tokens[j, rows, : a.tokens.shape[1]] = a.tokens
@@ -260,21 +272,23 @@ class JointStage(Stage):
         K = self.num_segments
         rows, seg = self._terms(z_lq.shape[0], z_lq.device)
         depth = torch.zeros(z_lq.shape[0], dtype=torch.long, device=z_lq.device).scatter_reduce(0, rows, seg, "amax")
-        roll = self.rollout(z_lq, depth, self.rollout_steps, assess_last=True)
+        source = self.path.source(z_lq)  # z_lq, or eps ~ N(0, I) for the noisy path
+        cat = z_lq if self.path.concat_lq else None
+        roll = self.rollout(source, depth, self.rollout_steps, assess_last=True, z_lq=cat)
         z_k = roll.latents[seg, rows]
         cond = self.condition(z_k, roll.tokens[seg, rows], roll.mask[seg, rows])
         u = flow.sample_timesteps(rows.shape[0], device=z_lq.device, **self.timestep_kwargs)
         t = (seg.to(u.dtype) + u) / K
-        sample = flow.NoiseFreePath().sample(z_lq[rows], z_hq[rows], t)
-        v = self.uir(sample.x_t, t, cond)
+        sample = flow.straight(source[rows], z_hq[rows], t, z_lq=None if cat is None else cat[rows])
+        v = self.uir(sample.x_t, t, cond, z_lq=sample.z_lq)
         weight = flow.loss_weighting(self.loss_weighting, t)
         loss = flow.flow_matching_loss(v, sample.target, weight)
-        logs = self._logs(v, sample.target, weight, seg, z_k, z_lq[rows], z_hq[rows])
+        logs = self._logs(v, sample.target, weight, seg, z_k, source[rows], z_hq[rows])
         logs["loss_flow"] = float(loss.detach())
         return StepOutput(loss, logs)
 
     @torch.no_grad()
-    def _logs(self, v, target, weight, seg, z_k, z_lq, z_hq) -> dict[str, float]:
+    def _logs(self, v, target, weight, seg, z_k, source, z_hq) -> dict[str, float]:
         """Per-segment FM loss and the rollout's drift from the straight path at ``t_k = k / K``."""
         per_row = weight.float() * ((v.float() - target.float()) ** 2).flatten(1).mean(1)
         logs = {f"loss_seg{k}": float(per_row[seg == k].mean())
@@ -282,7 +296,7 @@ class JointStage(Stage):
         deep = seg > 0
         if bool(deep.any()):
             tk = (seg[deep].float() / self.num_segments).view(-1, 1, 1, 1)
-            ideal = (1 - tk) * z_lq[deep] + tk * z_hq[deep]
+            ideal = (1 - tk) * source[deep] + tk * z_hq[deep]
             logs["rollout_mse"] = float(((z_k[deep].float() - ideal.float()) ** 2).mean())
         return logs
 
@@ -290,10 +304,12 @@ class JointStage(Stage):
     @torch.no_grad()
     def restore(self, lq: torch.Tensor) -> tuple[torch.Tensor, Rollout]:
         """Restore ``lq [B, 3, H, W]`` in ``[0, 1]``: ``val_steps`` Euler steps over ``[0, 1]`` with a
-        re-assessment at every segment boundary. Returns the images and the rollout (answers)."""
+        re-assessment at every segment boundary (a noise-start UIR from seeded noise, seed 0). Returns
+        the images and the rollout (answers)."""
         z_lq = self.autoencoder.encode(lq)
         depth = torch.full((lq.shape[0],), self.num_segments, dtype=torch.long, device=lq.device)
-        roll = self.rollout(z_lq, depth, self.val_steps // self.num_segments, assess_last=False)
+        start, cat = (seeded_noise(z_lq, 0, 1), z_lq) if self.path.concat_lq else (z_lq, None)
+        roll = self.rollout(start, depth, self.val_steps // self.num_segments, assess_last=False, z_lq=cat)
         return self.autoencoder.decode(roll.latents[-1], size=lq.shape[-2:]), roll
 
     @torch.no_grad()

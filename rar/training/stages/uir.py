@@ -20,7 +20,7 @@ from rar.training.stage import Stage, StepOutput, first_batch, same_size_pair
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
-from rar.uir.sampler import integrate
+from rar.uir.round import restore_round
 from rar.utils.image_io import save_image
 
 
@@ -132,11 +132,8 @@ class UIRStage(Stage):
         """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` in one integration ``t: 0 -> 1``; same size out."""
         z_lq = self.autoencoder.encode(lq)
         cond: Condition = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
-        generator = torch.Generator(device=z_lq.device).manual_seed(0)  # noisy ablation: fixed start noise
-        start = self.path.source(z_lq, generator)
-        z_lq_in = z_lq if self.path.concat_lq else None
-        result = integrate(self.uir, start, cond, steps=steps, method=method, z_lq=z_lq_in)
-        return self.autoencoder.decode(result.latent, size=lq.shape[-2:])
+        z = restore_round(self.uir, z_lq, cond, steps, method)  # a noise-start UIR: seeded noise (seed 0)
+        return self.autoencoder.decode(z, size=lq.shape[-2:])
 
     @torch.no_grad()
     def validate(self, out_dir: pathlib.Path, step: int) -> dict[str, float]:
