@@ -113,6 +113,7 @@ def build_tiny_rar_pipeline(
     max_new_tokens: int = 16,
     lora_std: float = 0.0,
     seed: int = 0,
+    concat_lq: bool = False,
 ) -> RARPipeline:
     """A random tiny pipeline (48-channel latents, LLaMA 128-d, text adapter → ``[B, 32, 64]`` / ``[B, 48]``).
 
@@ -124,6 +125,8 @@ def build_tiny_rar_pipeline(
         lora_std: if > 0, LoRA ``B`` matrices are drawn from ``N(0, lora_std)`` instead of zero, so
             the adapter changes the LLM's outputs (tests of LoRA saving need that).
         seed: initialisation seed (the global RNG is left untouched).
+        concat_lq: a noise-start UIR (the noisy ablation: input ``[x_t, z_lq]``; its widened input
+            weights are drawn at random here so that ``z_lq`` matters).
     """
     depictqa_dir = Path(depictqa_dir)
     with torch.random.fork_rng(devices=[]):
@@ -138,7 +141,10 @@ def build_tiny_rar_pipeline(
                 for name, param in lqa.llm.named_parameters():
                     if "lora_B" in name:
                         param.normal_(0.0, lora_std)
-        uir = build_sd3_transformer(config=dict(SD3_PRESETS["tiny"], num_layers=uir_layers))
+        uir = build_sd3_transformer(config=dict(SD3_PRESETS["tiny"], num_layers=uir_layers), concat_lq=concat_lq)
+        if concat_lq:
+            with torch.no_grad():
+                uir.backbone.pos_embed.proj.weight.normal_(0.0, 0.05)
         text_adapter = TextAdapter(128, seq_len=32, joint_dim=64, pooled_dim=48, width=64, num_layers=1, nhead=4,
                                    dim_feedforward=128)
     return RARPipeline(SpaceToDepthAutoencoder(4), uir, lqa, text_adapter, config)

@@ -7,6 +7,7 @@ then the stop rule (:class:`rar.pipeline.rounds.ActiveRounds`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -17,6 +18,7 @@ from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.results import RestoreResult
 from rar.pipeline.rounds import ActiveRounds
+from rar.uir.noise import image_seeds
 
 
 class Wiring(Protocol):
@@ -26,8 +28,10 @@ class Wiring(Protocol):
         """Assess ``state`` → the UIR condition and the assessor's text per image."""
         ...
 
-    def restore(self, state: torch.Tensor, cond: Condition, round_index: int) -> torch.Tensor:
-        """One round of restoration of ``state`` under ``cond`` → new state, same shape."""
+    def restore(self, state: torch.Tensor, cond: Condition, round_index: int,
+                noise: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """One round of restoration of ``state`` under ``cond`` → new state, same shape; ``noise(z)``
+        gives the seeded start noise shaped like latents ``z`` of these images (noise-start UIRs)."""
         ...
 
     def compare(self, new: torch.Tensor, old: torch.Tensor, round_index: int) -> torch.Tensor:
@@ -40,8 +44,10 @@ def run_rounds(
 ) -> ActiveRounds:
     """Run up to ``config.max_rounds`` rounds on a batch of images; the assessment is timed as
     ``assess``, the round's restoration as ``restore``, the comparison as ``compare`` (the wiring
-    may nest finer sections). Returns the bookkeeping (final states and trajectories)."""
+    may nest finer sections). Start noise (noise-start UIRs) is seeded per image by ``config.seed``
+    and its input pixels (:mod:`rar.uir.noise`). Returns the bookkeeping (final states and trajectories)."""
     rounds = ActiveRounds(state, keep_states=keep_states)
+    seeds = image_seeds(state, config.seed)
     for round_index in range(1, config.max_rounds + 1):
         if rounds.done:
             break
@@ -49,7 +55,8 @@ def run_rounds(
         with clock.section("assess"):
             cond, texts = wiring.condition(current, round_index, 0)
         with clock.section("restore"):
-            new = wiring.restore(current, cond, round_index)
+            new = wiring.restore(current, cond, round_index,
+                                 lambda z, r=round_index: rounds.start_noise(z, seeds, r))
         p_better = None
         if config.stop == "compare":
             with clock.section("compare"):

@@ -16,6 +16,7 @@ naive method pays it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -110,7 +111,8 @@ class PixelWiring:
             cond = self.pipe.conditioner(texts).to(x.device)
         return cond, texts
 
-    def restore(self, x: torch.Tensor, cond: Condition, round_index: int) -> torch.Tensor:
+    def restore(self, x: torch.Tensor, cond: Condition, round_index: int,
+                noise: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         ae = self.pipe.autoencoder
         with self.clock.section("encode"):
             z = ae.encode(x)
@@ -121,8 +123,9 @@ class PixelWiring:
                     with self.clock.section("decode"):
                         image = ae.decode(x_t, size=x.shape[-2:]).clamp(0, 1)
                     return self.condition(image, round_index, step)[0]
-        z_new = restore_round(self.pipe.uir, z, cond, self.config.steps_per_round, self.config.method,
-                              self.config.seed, round_index, hook, self.config.assess_every)
+        start = noise(z) if self.pipe.uir.concat_lq else None
+        z_new = restore_round(self.pipe.uir, z, cond, self.config.steps_per_round, self.config.method, start,
+                              hook, self.config.assess_every)
         with self.clock.section("decode"):
             return ae.decode(z_new, size=x.shape[-2:]).clamp(0, 1)
 

@@ -54,6 +54,7 @@ from rar.pipeline.rounds import ActiveRounds
 from rar.pipeline.tiling import TileGrid, Tiling
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
+from rar.uir.noise import image_seeds
 from rar.uir.round import restore_round
 
 
@@ -64,8 +65,8 @@ class RARPipeline(InferencePipeline):
         autoencoder: frozen image ↔ latent autoencoder.
         uir: the restorer: the noise-free velocity model (``concat_lq=False``, RAR), or a noise-start
             one (``concat_lq=True``: noisy flow ablation, SD1.5 diffusion) whose rounds start from
-            noise seeded by ``config.seed`` with the round's input latent concatenated
-            (:func:`rar.uir.round.restore_round`).
+            noise seeded by ``config.seed``, the input image and the round, with the round's input
+            latent concatenated (:mod:`rar.uir.noise`, :func:`rar.uir.round.restore_round`).
         lqa: the assessor (``assess``, ``p_better``; latent or pixel image space).
         text_adapter: LQA answer hidden states → the UIR's :class:`Condition`.
         config: loop settings (default :class:`LoopConfig`).
@@ -114,6 +115,7 @@ class RARPipeline(InferencePipeline):
             with clock.section("encode"):
                 z = self.autoencoder.encode(x)  # the one encode
             rounds = ActiveRounds(z, keep_states=return_latents)
+            seeds = image_seeds(lq, config.seed) if self.uir.concat_lq else None  # noise-start UIR only
             tiles = self.tile_grid(*z.shape[-2:])  # one tile (the identity) when the backbone takes z whole
             for round_index in range(1, config.max_rounds + 1):
                 if rounds.done:
@@ -123,8 +125,9 @@ class RARPipeline(InferencePipeline):
                 with clock.section("assess"):  # assess -> adapt
                     cond, assessment = self.assess(x_in, round_index, 0, clock)
                 with clock.section("restore"):  # integrate the UIR, t: 0 -> 1 (from z_in, or seeded noise + z_in)
-                    x_out = restore_round(self.uir, x_in, cond, config.steps_per_round, config.method, config.seed,
-                                          round_index, self._reassess_hook(round_index, clock), config.assess_every)
+                    noise = None if seeds is None else tiles.split(rounds.start_noise(z_in, seeds, round_index))
+                    x_out = restore_round(self.uir, x_in, cond, config.steps_per_round, config.method, noise,
+                                          self._reassess_hook(round_index, clock), config.assess_every)
                 z_out = tiles.merge(x_out)
                 p_better = None
                 if config.stop == "compare":  # compare: the stop rule keeps z_in where z_out is judged worse

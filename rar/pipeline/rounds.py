@@ -10,9 +10,12 @@ depend on which other images share its batch. Used by the RAR loop
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from rar.pipeline.results import RoundRecord, Trajectory
+from rar.uir.noise import start_noise
 
 
 class ActiveRounds:
@@ -37,6 +40,11 @@ class ActiveRounds:
     def current(self) -> torch.Tensor:
         """``[b, ...]`` the states of the images still in the loop."""
         return self.states[self.active]
+
+    def start_noise(self, like: torch.Tensor, seeds: Sequence[int], round_index: int) -> torch.Tensor:
+        """Start noise ``[b, C, h, w]`` shaped like ``like`` for the images still in the loop, from
+        their image ``seeds`` (one per image of the batch; :mod:`rar.uir.noise`)."""
+        return start_noise(like, [seeds[i] for i in self.active.tolist()], round_index)
 
     def record(self, new: torch.Tensor, texts: list[str], p_better: torch.Tensor | None, threshold: float,
                seconds: float) -> None:

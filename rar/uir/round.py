@@ -2,7 +2,8 @@
 
 * Noise-free UIR (RAR, ``concat_lq=False``): integrate ``t: 0 -> 1`` from the round's input latent.
 * Noise-start UIR (``concat_lq=True``: the noisy flow ablation, the SD1.5 diffusion restorer):
-  start from seeded Gaussian noise (:func:`rar.uir.noise.seeded_noise`) and concatenate ``z_lq``
+  start from the caller's seeded Gaussian noise (:func:`rar.uir.noise.start_noise`, one draw per
+  image and round) and concatenate ``z_lq``
   on the channels at every step. **In round r > 1, ``z_lq`` is the round's input latent** — the
   current latent, i.e. the previous round's accepted output — exactly as in round 1, where it is
   the encoded degraded image: every round restores "what the image is now", as the noise-free loop
@@ -20,7 +21,6 @@ import torch
 
 from rar.conditioning.condition import Condition
 from rar.uir.backbones import UIRModel
-from rar.uir.noise import seeded_noise
 from rar.uir.sampler import ConditionHook
 
 
@@ -30,18 +30,21 @@ def restore_round(
     cond: Condition,
     steps: int,
     method: str = "euler",
-    seed: int = 0,
-    round_index: int = 1,
+    noise: torch.Tensor | None = None,
     hook: ConditionHook | None = None,
     hook_every: int | None = None,
 ) -> torch.Tensor:
     """Restore latents ``z [B, C, h, w]`` (the round's input) under ``cond``; returns ``[B, C, h, w]``.
 
-    ``seed`` and ``round_index`` fix the start noise of a noise-start UIR (ignored otherwise);
+    ``noise [B, C, h, w]`` is where a noise-start UIR starts (required for one, ignored otherwise);
     ``hook``/``hook_every`` re-assess intermediate latents (:func:`rar.uir.sampler.integrate`).
     """
     if uir.concat_lq:
-        start, z_lq = seeded_noise(z, seed, round_index), z
+        if noise is None or noise.shape != z.shape:
+            raise ValueError(f"a noise-start UIR (concat_lq=True) needs start noise shaped like its input "
+                             f"{tuple(z.shape)} (rar.uir.noise.start_noise), got "
+                             f"{None if noise is None else tuple(noise.shape)}")
+        start, z_lq = noise, z
     else:
         start, z_lq = z, None
     return uir.sample(start, cond, steps, method=method, z_lq=z_lq, hook=hook, hook_every=hook_every)

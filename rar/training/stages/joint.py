@@ -62,7 +62,7 @@ from rar.training.stages.uir import psnr
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
-from rar.uir.noise import seeded_noise
+from rar.uir.noise import image_seeds, start_noise
 from rar.uir.sampler import integrate
 from rar.utils.image_io import save_image
 
@@ -308,7 +308,7 @@ class JointStage(Stage):
         the images and the rollout (answers)."""
         z_lq = self.autoencoder.encode(lq)
         depth = torch.full((lq.shape[0],), self.num_segments, dtype=torch.long, device=lq.device)
-        start, cat = (seeded_noise(z_lq, 0, 1), z_lq) if self.path.concat_lq else (z_lq, None)
+        start, cat = (start_noise(z_lq, image_seeds(lq, 0), 1), z_lq) if self.path.concat_lq else (z_lq, None)
         roll = self.rollout(start, depth, self.val_steps // self.num_segments, assess_last=False, z_lq=cat)
         return self.autoencoder.decode(roll.latents[-1], size=lq.shape[-2:]), roll
 

@@ -20,6 +20,7 @@ from rar.training.stage import Stage, StepOutput, first_batch, same_size_pair
 from rar.uir import flow
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.uir.backbones import UIRModel
+from rar.uir.noise import image_seeds, start_noise
 from rar.uir.round import restore_round
 from rar.utils.image_io import save_image
 
@@ -132,7 +133,8 @@ class UIRStage(Stage):
         """Restore ``lq [B, 3, H, W]`` in ``[0, 1]`` in one integration ``t: 0 -> 1``; same size out."""
         z_lq = self.autoencoder.encode(lq)
         cond: Condition = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
-        z = restore_round(self.uir, z_lq, cond, steps, method)  # a noise-start UIR: seeded noise (seed 0)
+        noise = start_noise(z_lq, image_seeds(lq, 0), 1) if self.uir.concat_lq else None  # seed 0, round 1
+        z = restore_round(self.uir, z_lq, cond, steps, method, noise)
         return self.autoencoder.decode(z, size=lq.shape[-2:])
 
     @torch.no_grad()
