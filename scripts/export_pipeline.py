@@ -11,14 +11,24 @@ Cluster (a real run; LoRA folded into the LLaMA weights, SD3.5 text encoders inc
     python scripts/export_pipeline.py run_dir=runs/sd35m/joint out=models/sd35m lora=merged \
         include_conditioner=true
 
-The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
-``model/<child>/weights.safetensors`` loaded on top (``init_from`` semantics); the run must hold
-``autoencoder``, ``uir``, ``lqa`` and ``text_adapter`` (a ``joint`` run, or ``uir`` with
-``condition=lqa``). Loop settings come from ``configs/rar/<rar>.yaml`` plus single overrides.
+A UIR trained on text conditions (``condition=text``, paper Table 4 "Text" rows) has no text
+adapter and its run no LQA: the folder takes the LQA of another run and the run's text encoders,
+for ``method=naive`` ("Text, Pixel") and ``method=text_latent`` ("Text, Latent")::
 
-Arguments (``key=value``): ``run_dir`` (required), ``out`` (required), ``rar`` (default ``default``),
-``lora`` (``adapter`` | ``merged``), ``include_conditioner`` (false), ``overwrite`` (false), and any
-loop setting of ``configs/rar/default.yaml`` (``max_rounds=4``, ``stop=fixed``, ...).
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/abl_text_condition/uir \
+        lqa_from=runs/tiny/lqa_finetune out=models/abl_text_condition
+
+The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
+``model/<child>/weights.safetensors`` loaded on top (``init_from`` semantics); ``lqa_from`` is
+rebuilt the same way and its ``lqa`` taken. The result must hold ``autoencoder``, ``uir``, ``lqa``
+and a ``text_adapter`` (a ``joint`` run, or ``uir`` with ``condition=lqa``) or the text encoders
+(``condition=text``, which always includes them). Loop settings come from
+``configs/rar/<rar>.yaml`` plus single overrides.
+
+Arguments (``key=value``): ``run_dir`` (required), ``out`` (required), ``lqa_from`` (a run holding the
+LQA, for runs without one), ``rar`` (default ``default``), ``lora`` (``adapter`` | ``merged``),
+``include_conditioner`` (false), ``overwrite`` (false), and any loop setting of
+``configs/rar/default.yaml`` (``max_rounds=4``, ``stop=fixed``, ...).
 """
 
 from __future__ import annotations
@@ -29,16 +39,18 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from rar.pipeline import LoopConfig, RARPipeline
+from rar.pipeline.model_folder import write_model_folder
 from rar.training.build import build_modules, build_stage
 from rar.training.checkpoint import git_sha
 
 log = logging.getLogger("export_pipeline")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-OPTIONS = {"run_dir": None, "out": None, "rar": "default", "lora": "adapter", "include_conditioner": False,
-           "overwrite": False}
+OPTIONS = {"run_dir": None, "out": None, "lqa_from": None, "rar": "default", "lora": "adapter",
+           "include_conditioner": False, "overwrite": False}
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
@@ -68,9 +80,8 @@ def loop_config(preset: str, overrides: list[str]) -> LoopConfig:
     return LoopConfig().replace(**OmegaConf.to_container(cfg, resolve=True))
 
 
-def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", include_conditioner: bool = False,
-           overwrite: bool = False) -> Path:
-    """Rebuild the run's modules, wrap them as a :class:`RARPipeline` and write the model folder."""
+def rebuild(run_dir: Path) -> tuple[DictConfig, dict[str, nn.Module]]:
+    """The run's resolved config and its stage's modules with the run's ``model/`` weights loaded."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run directory (no config.yaml)")
@@ -80,14 +91,35 @@ def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", 
         cfg.stage.target.val_dataset = None  # not needed to export, and its data may be absent here
     stage, loaded = build_stage(cfg)
     log.info("rebuilt stage %s from %s (%d tensors from model/)", cfg.stage.name, run_dir, len(loaded))
-    modules = dict(stage.named_children())
+    return cfg, dict(stage.named_children())
+
+
+def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", include_conditioner: bool = False,
+           overwrite: bool = False, lqa_from: Path | None = None) -> Path:
+    """Rebuild the run's modules (the LQA from ``lqa_from`` when given) and write the model folder:
+    through :class:`RARPipeline` when the run has a text adapter, else with the text encoders."""
+    cfg, modules = rebuild(run_dir)
+    source = {"run_dir": str(run_dir), "stage": str(cfg.stage.name), "git_sha": git_sha()}
+    if lqa_from is not None:
+        if "lqa" in modules:
+            raise ValueError(f"{run_dir} holds its own LQA; lqa_from is for runs without one (condition=text)")
+        modules["lqa"] = rebuild(lqa_from)[1].get("lqa")
+        if modules["lqa"] is None:
+            raise ValueError(f"lqa_from={lqa_from} holds no LQA (use an lqa_finetune, uir or joint run)")
+        source["lqa_from"] = str(lqa_from)
+    if "text_adapter" not in modules:  # a text-conditioned UIR: the folder carries the text encoders instead
+        if "lqa" not in modules or "conditioner" not in modules:
+            raise ValueError(f"{run_dir} has modules {sorted(modules)}: a model folder needs the LQA and a text adapter "
+                             "(a joint run or a uir run with condition=lqa), or the text encoders (condition=text) "
+                             "plus lqa_from=<a run with the LQA>")
+        parts = {name: modules[name] for name in ("autoencoder", "uir", "lqa", "conditioner")}
+        return write_model_folder(out, parts, config, overwrite=overwrite, source=source, lora=lora)
     pipe = RARPipeline.from_modules(modules, config)
     conditioner = None
     if include_conditioner:
         conditioner = modules.get("conditioner")
         if conditioner is None:
             conditioner = build_modules(cfg, ["conditioner"])["conditioner"]
-    source = {"run_dir": str(run_dir), "stage": str(cfg.stage.name), "git_sha": git_sha()}
     return pipe.save_pretrained(out, lora=lora, conditioner=conditioner, overwrite=overwrite, source=source)
 
 
@@ -100,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "disabled")
     options, overrides = parse_args(argv)
     config = loop_config(str(options["rar"]), overrides)
+    lqa_from = Path(str(options["lqa_from"])) if options["lqa_from"] is not None else None
     out = export(Path(str(options["run_dir"])), Path(str(options["out"])), config, lora=str(options["lora"]),
-                 include_conditioner=bool(options["include_conditioner"]), overwrite=bool(options["overwrite"]))
+                 include_conditioner=bool(options["include_conditioner"]), overwrite=bool(options["overwrite"]),
+                 lqa_from=lqa_from)
     print(f"wrote {out} (loop: {config.as_dict()})")
     return 0
 

@@ -71,7 +71,7 @@ def test_export_refuses_runs_without_the_lqa(tmp_path):
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     stage, _ = build_stage(cfg)  # a finished uir run without the LQA: its model/ holds the UIR
     ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
-    with pytest.raises(ValueError, match=r"missing \['lqa', 'text_adapter'\]"):
+    with pytest.raises(ValueError, match=r"has modules \[.autoencoder., .uir.\]: a model folder needs the LQA"):
         export.main([f"run_dir={run}", f"out={tmp_path / 'model'}"])
     with pytest.raises(SystemExit, match="out="):
         export.main([f"run_dir={run}"])

@@ -11,7 +11,9 @@ loop settings). ``model_index.json`` names every component by the import path of
      "conditioner": null}
 
 A null entry is a component the folder does not hold (the SD3.5 text encoders are only needed by
-the naive baseline). Hugging Face / diffusers models go through their own ``save_pretrained``;
+the naive baseline). A folder conditions its UIR through the text adapter (RAR) or the text
+encoders: a UIR trained with ``condition=text`` has no text adapter, and its folder (``text_adapter:
+null``, ``conditioner`` present) runs with the naive and text-latent pipelines only. Hugging Face / diffusers models go through their own ``save_pretrained``;
 our small modules (abstractor, latent image adapter, projector, text adapter) through
 :func:`save_module` (``config.json`` with constructor kwargs + ``model.safetensors``). Component
 layouts::
@@ -381,8 +383,10 @@ def load_component(path: str, folder: Path, dtype: torch.dtype | None = None) ->
 INDEX_NAME = "model_index.json"
 LOOP_CONFIG_NAME = "rar_config.json"
 PIPELINE_CLASS = "rar.pipeline.RARPipeline"
-REQUIRED = ("autoencoder", "uir", "lqa", "text_adapter")
-OPTIONAL = ("conditioner",)
+REQUIRED = ("autoencoder", "uir", "lqa")
+OPTIONAL = ("text_adapter", "conditioner")
+CONDITIONING = ("text_adapter", "conditioner")
+"""A folder holds at least one of these: how the LQA's assessment reaches the UIR."""
 
 
 @dataclass
@@ -413,6 +417,8 @@ def write_model_folder(
     missing = [name for name in REQUIRED if components.get(name) is None]
     if missing:
         raise ValueError(f"a model folder needs components {list(REQUIRED)}; missing {missing}")
+    if all(components.get(name) is None for name in CONDITIONING):
+        raise ValueError(f"a model folder needs one of {list(CONDITIONING)} to condition its UIR; got neither")
     unknown = sorted(set(components) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         raise ValueError(f"unknown components {unknown}; a model folder holds {list(REQUIRED + OPTIONAL)}")

@@ -83,20 +83,24 @@ class RARPipeline(InferencePipeline):
         config: LoopConfig | None = None,
     ) -> None:
         super().__init__()
-        if uir.latent_channels != autoencoder.latent_channels:
-            raise ValueError(f"UIR works on {uir.latent_channels}-channel latents, the autoencoder "
-                             f"{type(autoencoder).__name__} makes {autoencoder.latent_channels}")
         llm_dim = getattr(lqa, "hidden_size", None)
         if llm_dim is not None and llm_dim != text_adapter.llm_dim:
             raise ValueError(f"text adapter reads {text_adapter.llm_dim}-d hidden states, the LQA gives {llm_dim}-d")
+        self._set_parts(autoencoder, uir, lqa, config)
+        self.text_adapter = text_adapter
+        realign(self)  # aligned CPU weights: a reloaded folder computes exactly what this pipeline computes
+        self.eval()
+
+    def _set_parts(self, autoencoder: LatentAutoencoder, uir: UIRModel, lqa: DepictQA, config: LoopConfig | None) -> None:
+        """Check and keep the parts every latent loop has (shared with :class:`rar.baselines.TextLatentPipeline`)."""
+        if uir.latent_channels != autoencoder.latent_channels:
+            raise ValueError(f"UIR works on {uir.latent_channels}-channel latents, the autoencoder "
+                             f"{type(autoencoder).__name__} makes {autoencoder.latent_channels}")
         self.autoencoder = autoencoder
         self.uir = uir
         self.lqa = lqa
-        self.text_adapter = text_adapter
         self.config = config or LoopConfig()
         self.tiling = Tiling()
-        realign(self)  # aligned CPU weights: a reloaded folder computes exactly what this pipeline computes
-        self.eval()
 
     # ----------------------------------------------------------------- module plumbing
     def with_config(self, **changes) -> RARPipeline:
@@ -211,6 +215,9 @@ class RARPipeline(InferencePipeline):
         moves them, ``fast`` sets the fast paths (:class:`FastPaths`), ``loop_settings`` override
         ``rar_config.json`` (e.g. ``max_rounds=1``)."""
         folder = read_model_folder(path, parse_dtype(dtype), skip=("conditioner",))
+        if "text_adapter" not in folder.components:
+            raise ValueError(f"{path} holds no text adapter: its UIR is conditioned on text encoders (condition=text); "
+                             "run it with method=naive (pixel LQA) or method=text_latent (latent LQA)")
         parts = {name: m.to(device) for name, m in folder.components.items()} if device is not None else folder.components
         pipe = cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["text_adapter"],
                    folder.config.replace(**loop_settings))
