@@ -6,6 +6,10 @@
   ``tokenizer{,_2,_3}`` (one word-level tokenizer over a degradation vocabulary, max length 16), so
   :func:`rar.conditioning.sd3_text.build_sd3_text_conditioner` loads them exactly like the real
   ones. Result: ``prompt_embeds [B, 16 + 16, 64]``, ``pooled [B, 16 + 32]``.
+* :func:`save_tiny_clip_text_encoder` writes a stand-in for SD1.5's CLIP-L text encoder in the SD1.5
+  pipeline layout (``text_encoder/``, hidden 32, and ``tokenizer/``, max length 16), loaded by
+  :func:`rar.conditioning.clip_text.build_clip_text_conditioner`: ``prompt_embeds [B, 16, 32]``,
+  ``pooled [B, 0]``.
 * :func:`build_tiny_rar_pipeline` / :func:`save_tiny_rar_model`: a randomly initialised tiny RAR
   pipeline, same code path as a trained model: the LQA loads the tiny "pretrained" LLaMA/CLIP
   folders written by :func:`rar.lqa.tiny.save_tiny_depictqa` through
@@ -24,12 +28,14 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     CLIPTextConfig,
+    CLIPTextModel,
     CLIPTextModelWithProjection,
     PreTrainedTokenizerFast,
     T5Config,
     T5EncoderModel,
 )
 
+from rar.conditioning.clip_text import ENCODER_DIR, TOKENIZER_DIR
 from rar.conditioning.sd3_text import SUBFOLDERS
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.factory import build_depictqa
@@ -103,6 +109,25 @@ def save_tiny_sd3_text_encoders(
         for key, (encoder_dir, tokenizer_dir) in SUBFOLDERS.items():
             classes[key](configs[key]).save_pretrained(folder / encoder_dir)
             tokenizer.save_pretrained(folder / tokenizer_dir)
+    return folder
+
+
+def save_tiny_clip_text_encoder(
+    folder: str | Path, words: Iterable[str] = DEGRADATION_VOCABULARY, seed: int = 0
+) -> Path:
+    """Write the tiny CLIP-L stand-in (SD1.5 layout) to ``folder`` and return it. Deterministic for
+    a ``seed``; the global RNG is left untouched."""
+    folder = Path(folder)
+    tokenizer = build_word_tokenizer(words)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+        num_hidden_layers=2, max_position_embeddings=MAX_LENGTH,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        CLIPTextModel(config).save_pretrained(folder / ENCODER_DIR)
+    tokenizer.save_pretrained(folder / TOKENIZER_DIR)
     return folder
 
 

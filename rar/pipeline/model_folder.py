@@ -21,6 +21,7 @@ layouts::
     autoencoder/  config.json {"factor": 4}                                  (space-to-depth)
                   config.json {"scaling_factor", "shift_factor", ...} + vae/ (AutoencoderKL)
     uir/          config.json {"concat_lq": false} + transformer/ (SD3) or unet/ (SD1.5)
+                  config.json {"schedule": {...}} + unet/ (SD1.5 diffusion restorer)
     lqa/          config.json {"image_space", "max_new_tokens", "max_image_size", "lora", "prefix_cache",
                   questions}
                   llm/ (LLaMA; LoRA merged in when lora="merged") + lora/ (peft adapter, lora="adapter")
@@ -28,6 +29,7 @@ layouts::
                   vision_proj/ (config.json + model.safetensors each)
     text_adapter/ config.json + model.safetensors
     conditioner/  config.json {"t5_max_length", "cache_size"} + text_encoder{,_2,_3}/ tokenizer{,_2,_3}/
+                  config.json {"cache_size"} + text_encoder/ tokenizer/ (SD1.5's CLIP-L)
 
 Our small modules do not record their constructor arguments, so :data:`KWARGS` recovers them from
 the module structure; :func:`save_module` rebuilds the module from those kwargs on the ``meta``
@@ -52,6 +54,7 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPVisionModel, LlamaForCausalLM
 
 import rar
+from rar.conditioning.clip_text import CLIPTextConditioner, build_clip_text_conditioner
 from rar.conditioning.sd3_text import (
     SUBFOLDERS,
     SD3TextConditioner,
@@ -66,6 +69,7 @@ from rar.lqa.text_adapter import TextAdapter
 from rar.pipeline.config import LoopConfig
 from rar.uir.autoencoders import KLAutoencoder, SpaceToDepthAutoencoder
 from rar.uir.backbones import SD3UIR, SD15UIR
+from rar.uir.diffusion import DiffusionUIR
 from rar.utils.paths import confined
 
 CONFIG_NAME = "config.json"
@@ -244,6 +248,16 @@ def load_sd15_uir(folder: Path, dtype: torch.dtype | None = None) -> SD15UIR:
     return SD15UIR(backbone, **_read_config(folder))
 
 
+def save_diffusion_uir(uir: DiffusionUIR, folder: Path, **_) -> None:
+    _write_config(folder, {"schedule": uir.schedule.as_dict()})
+    uir.backbone.save_pretrained(folder / "unet")
+
+
+def load_diffusion_uir(folder: Path, dtype: torch.dtype | None = None) -> DiffusionUIR:
+    backbone = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+    return DiffusionUIR(backbone, **_read_config(folder))
+
+
 # ----------------------------------------------------------------------------- LQA
 def llm_state_without_lora(llm: nn.Module, merge: bool) -> dict[str, torch.Tensor]:
     """The plain LLaMA state dict of a (possibly peft-wrapped) LLM: LoRA tensors dropped and
@@ -339,6 +353,18 @@ def load_sd3_text(folder: Path, dtype: torch.dtype | None = None) -> SD3TextCond
                                       torch_dtype=dtype_name(dtype) if dtype is not None else config["dtype"])
 
 
+def save_clip_text(conditioner: CLIPTextConditioner, folder: Path, **_) -> None:
+    _write_config(folder, {"cache_size": conditioner.cache_size, "dtype": dtype_name(conditioner.encoder.dtype)})
+    conditioner.encoder.save_pretrained(folder / "text_encoder")
+    conditioner.tokenizer.save_pretrained(folder / "tokenizer")
+
+
+def load_clip_text(folder: Path, dtype: torch.dtype | None = None) -> CLIPTextConditioner:
+    config = _read_config(folder)
+    return build_clip_text_conditioner(str(folder), cache_size=config["cache_size"],
+                                       torch_dtype=dtype_name(dtype) if dtype is not None else config["dtype"])
+
+
 # ----------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class ComponentIO:
@@ -353,9 +379,11 @@ COMPONENTS: dict[str, ComponentIO] = {
     _path(KLAutoencoder): ComponentIO(save_kl_autoencoder, load_kl_autoencoder),
     _path(SD3UIR): ComponentIO(save_sd3_uir, load_sd3_uir),
     _path(SD15UIR): ComponentIO(save_sd15_uir, load_sd15_uir),
+    _path(DiffusionUIR): ComponentIO(save_diffusion_uir, load_diffusion_uir),
     _path(DepictQA): ComponentIO(save_depictqa, load_depictqa),
     _path(TextAdapter): ComponentIO(save_text_adapter, load_text_adapter),
     _path(SD3TextConditioner): ComponentIO(save_sd3_text, load_sd3_text),
+    _path(CLIPTextConditioner): ComponentIO(save_clip_text, load_clip_text),
 }
 """Class import path → save/load functions of every component class a model folder can hold."""
 

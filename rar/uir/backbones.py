@@ -47,6 +47,13 @@ SD15_PRESETS: dict[str, dict] = {
         sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
     ),
+    # the tiny CPU stand-in: two levels (latent sides multiples of 2), the tiny experiment's 48-channel
+    # space-to-depth latents, cross-attention on the tiny CLIP-L stand-in's 32-wide states
+    "tiny": dict(
+        sample_size=16, in_channels=48, out_channels=48, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+    ),
 }
 
 

@@ -40,11 +40,14 @@ def condition_loss(
         )
     p, t = pred.prompt_embeds.float(), target.prompt_embeds.float()
     mse_seq = F.mse_loss(p, t)
-    mse_pool = F.mse_loss(pred.pooled.float(), target.pooled.float())
     live = t.abs().amax(-1) > 0
     cos_tok = F.cosine_similarity(p, t, dim=-1)
     cos_seq = cos_tok[live].mean() if bool(live.any()) else cos_tok.new_ones(())
-    cos_pool = F.cosine_similarity(pred.pooled.float(), target.pooled.float(), dim=-1).mean()
+    if target.pooled.shape[-1] == 0:  # SD1.5's CLIP-L: no pooled condition, no pooled terms
+        mse_pool, cos_pool = p.new_zeros(()), p.new_ones(())
+    else:
+        mse_pool = F.mse_loss(pred.pooled.float(), target.pooled.float())
+        cos_pool = F.cosine_similarity(pred.pooled.float(), target.pooled.float(), dim=-1).mean()
     loss = mse_seq + mse_pool + cos_weight * ((1 - cos_seq) + (1 - cos_pool))
     logs = {name: value.item() for name, value in
             (("mse_seq", mse_seq), ("mse_pooled", mse_pool), ("cos_seq", cos_seq), ("cos_pooled", cos_pool))}

@@ -165,6 +165,9 @@ class JointStage(Stage):
         if uir.latent_channels != autoencoder.latent_channels:
             raise ValueError(f"the UIR works on {uir.latent_channels}-channel latents but the autoencoder makes "
                              f"{autoencoder.latent_channels}")
+        if getattr(uir, "schedule", None) is not None or getattr(path, "schedule", None) is not None:
+            raise ValueError("the joint stage trains flow restorers (noise-free or noisy flow); a diffusion UIR "
+                             "(SD1.5) is trained by the uir stage")
         self.path = path if path is not None else flow.NoiseFreePath()
         if self.path.concat_lq != uir.concat_lq:
             raise ValueError(f"{type(self.path).__name__} needs a UIR built with concat_lq={self.path.concat_lq}, "

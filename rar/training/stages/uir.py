@@ -40,7 +40,8 @@ class UIRStage(Stage):
         condition: where the condition comes from (:mod:`rar.conditioning.sources`); the modules
             it ``requires`` must be among this stage's children.
         path: :class:`rar.uir.flow.NoiseFreePath` (default) or ``NoisyConditionalPath`` (ablation;
-            needs a UIR built with ``concat_lq=True``).
+            needs a UIR built with ``concat_lq=True``), or :class:`rar.uir.diffusion.DiffusionPath`
+            for a :class:`rar.uir.diffusion.DiffusionUIR` (same schedule).
         timestep_sampling, logit_mean, logit_std, mode_scale: training-time density
             (:func:`rar.uir.flow.sample_timesteps`).
         loss_weighting: ``none`` | ``sigma_sqrt`` | ``cosmap`` (:func:`rar.uir.flow.loss_weighting`).
@@ -86,6 +87,12 @@ class UIRStage(Stage):
             raise ValueError(
                 f"{type(self.path).__name__} (concat_lq={self.path.concat_lq}) needs a UIR built with "
                 f"concat_lq={self.path.concat_lq}, got concat_lq={uir.concat_lq}"
+            )
+        if getattr(self.path, "schedule", None) != getattr(uir, "schedule", None):
+            raise ValueError(
+                f"{type(self.path).__name__} and {type(uir).__name__} disagree on the noise schedule "
+                f"({getattr(self.path, 'schedule', None)} vs {getattr(uir, 'schedule', None)}): a diffusion UIR trains "
+                "on DiffusionPath(schedule=uir.schedule), a flow UIR on a flow path"
             )
         if uir.latent_channels != autoencoder.latent_channels:
             raise ValueError(
