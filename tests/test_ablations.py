@@ -33,10 +33,11 @@ EVAL_SWEEPS: dict[str, list[dict]] = {
 
 # experiment -> (the stage it selects by default, the stages it applies to)
 TRAIN_ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "abl_noisy_flow": ("uir", ("uir",)),
+    "abl_noisy_flow": ("uir", ("uir", "joint")),
     "abl_pixel_lqa": ("uir", ("cond_align", "uir")),
     "abl_text_condition": ("uir", ("uir",)),
-    "abl_sd15": ("uir", ("uir",)),
+    "abl_sd15": ("uir", ("lqa_align", "lqa_finetune", "cond_align", "uir")),
+    "abl_sd15_tiny": ("uir", ("cond_align", "uir")),
     "abl_non_iterative": ("joint", ("joint",)),
 }
 
@@ -83,22 +84,29 @@ def test_training_ablation_composes_with_its_stages(experiment):
     for stage in stages:
         cfg = _compose("train", [f"stage={stage}", f"experiment={experiment}", "run_dir=/tmp/unused"])
         assert cfg.name == experiment and cfg.stage.name == stage
-        assert cfg.trainer.log_every == 25  # the tiny experiment's settings underneath
+        # the tiny experiment's settings underneath (abl_sd15: sd35_medium's real-scale ones)
+        assert cfg.trainer.log_every == (50 if experiment == "abl_sd15" else 25)
         for module in cfg.stage.modules:
             assert cfg[module]._target_, f"{experiment}/{stage}: module group {module} has no _target_"
         if experiment == "abl_noisy_flow":
             assert cfg.uir.concat_lq is True
             assert cfg.stage.target.path._target_ == "rar.uir.flow.NoisyConditionalPath"
-            assert cfg.condition == "lqa" and "text_adapter" in cfg.stage.modules
+            assert "text_adapter" in cfg.stage.modules and (stage == "joint" or cfg.condition == "lqa")
         elif experiment == "abl_pixel_lqa":
             assert cfg.lqa.image_space == "pixel" and "lqa" in cfg.stage.modules
         elif experiment == "abl_text_condition":
             assert cfg.condition == "text" and "conditioner" in cfg.stage.modules
             assert cfg.stage.target.condition._target_ == "rar.conditioning.sources.TextCondition"
-        elif experiment == "abl_sd15":  # compose-only: there is no tiny SD1.5 UNet config
-            assert cfg.uir._target_ == "rar.uir.backbones.build_sd15_unet" and cfg.uir.config == "sd15"
-            assert cfg.autoencoder._target_ == "rar.uir.autoencoders.build_kl_autoencoder"
-            assert cfg.text_adapter.joint_dim == 768 and cfg.lqa.image_adapter.latent_channels == 4
+        elif experiment.startswith("abl_sd15"):  # the tiny one trains in tests/test_sd15_diffusion.py
+            assert cfg.uir._target_ == "rar.uir.diffusion.build_sd15_diffusion"
+            assert cfg.conditioner._target_ == "rar.conditioning.clip_text.build_clip_text_conditioner"
+            assert cfg.text_adapter.pooled_dim == 0
+            if experiment == "abl_sd15":
+                assert cfg.uir.config == "sd15" and cfg.text_adapter.joint_dim == 768
+                assert cfg.autoencoder._target_ == "rar.uir.autoencoders.build_kl_autoencoder"
+                assert cfg.lqa.image_adapter.latent_channels == 4
+            if stage == "uir":
+                assert cfg.stage.target.path._target_ == "rar.uir.diffusion.DiffusionPath"
         elif experiment == "abl_non_iterative":
             assert cfg.stage.target.iterative is False
 

@@ -41,7 +41,7 @@ class NaivePipeline(PixelStatePipeline):
     Args:
         autoencoder, uir: as in :class:`RARPipeline`.
         lqa: an assessor with a pixel path (``vision_encoder``); it is always asked on pixels.
-        conditioner: SD3.5's text encoders (texts → :class:`Condition`).
+        conditioner: the text encoders (texts → :class:`Condition`): SD3.5's, or SD1.5's CLIP-L.
         config: loop settings.
         cache_text: let the conditioner reuse embeddings of texts it has seen (False: encode every time).
     """
