@@ -24,9 +24,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_start_noise_is_per_image_and_independent_of_the_batch():
-    images, z = torch.rand(3, 3, 20, 24), torch.zeros(3, 4, 5, 6)
+    images = torch.randint(0, 256, (3, 3, 20, 24), generator=torch.Generator().manual_seed(0)) / 255
+    z = torch.zeros(3, 4, 5, 6)
     seeds = image_seeds(images, seed=0)
-    assert seeds == image_seeds(images + 1e-6, seed=0)  # 8-bit pixels: float noise does not move the seed
+    assert seeds == image_seeds(images + 1e-4, seed=0)  # 8-bit pixels (as read from files): float error does not move it
     assert seeds[1:2] == image_seeds(images[1:2], 0) and len(set(seeds)) == 3
     assert len(set(seeds) | set(image_seeds(images, 1))) == 6
     noise = start_noise(z, seeds, round_index=1)
