@@ -73,8 +73,10 @@ def test_text_pixel_row_runs_the_naive_pipeline(model, monkeypatch):
     assert all(kwargs["space"] == "pixel" for _, kwargs in assessed)
 
 
-def test_text_latent_row_encodes_the_latent_lqas_answer(model, monkeypatch):
+def test_text_latent_row_encodes_the_latent_lqas_answer(model, monkeypatch, tmp_path):
     pipe = TextLatentPipeline.from_pretrained(model[0], stop="fixed")
+    again = TextLatentPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "again"))
+    assert again.config == pipe.config and isinstance(again.conditioner, SD3TextConditioner)
     assert pipe.lqa.image_space == "latent"
     assessed, encoded, decoded = [], [], []
     spy(monkeypatch, DepictQA, "assess", assessed)

@@ -71,6 +71,12 @@ class TextLatentPipeline(RARPipeline):
             cond = self.conditioner(assessment.text).to(z.device)
         return cond, assessment
 
+    def save_pretrained(self, path: str | Path, lora: str = "adapter", conditioner: nn.Module | None = None,
+                        overwrite: bool = False, source: dict | None = None) -> Path:
+        """Write the model folder with this pipeline's text encoders and no text adapter."""
+        return super().save_pretrained(path, lora, conditioner if conditioner is not None else self.conditioner,
+                                       overwrite, source)
+
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
