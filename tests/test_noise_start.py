@@ -12,7 +12,6 @@ from helpers import load_script, spy
 from hydra import compose, initialize_config_dir
 
 from rar.baselines import NaivePipeline
-from rar.conditioning.sd3_text import build_sd3_text_conditioner
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig, RARPipeline
 from rar.testing import build_tiny_rar_pipeline

@@ -18,7 +18,12 @@ from rar.pipeline import RARPipeline
 from rar.training.build import build_stage, run_training
 from rar.training.stages.cond_align import condition_loss
 from rar.training.stages.joint import JointStage
-from rar.uir.diffusion import DiffusionPath, DiffusionUIR, NoiseSchedule, build_sd15_diffusion
+from rar.uir.diffusion import (
+    DiffusionPath,
+    DiffusionUIR,
+    NoiseSchedule,
+    build_sd15_diffusion,
+)
 from rar.uir.flow import NoiseFreePath
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

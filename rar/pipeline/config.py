@@ -30,7 +30,7 @@ class LoopConfig:
         threshold: acceptance threshold on ``p_better`` in ``[0, 1]``.
         prompt_pool: ``"fixed"`` (the LQA's identification question) or ``"random"`` (one of 24
             phrasings per assessment, chosen from ``seed``; :mod:`rar.pipeline.prompts`).
-        seed: seeds the prompt choice.
+        seed: seeds the prompt choice and, for a noise-start UIR, each image's start noise (:mod:`rar.uir.noise`).
     """
 
     max_rounds: int = 3

@@ -65,8 +65,8 @@ class NoiseSchedule:
         return dataclasses.asdict(self)
 
     def _betas(self) -> dict:
-        return dict(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule,
-                    beta_start=self.beta_start, beta_end=self.beta_end, prediction_type=self.prediction_type)
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
+                "beta_start": self.beta_start, "beta_end": self.beta_end, "prediction_type": self.prediction_type}
 
     def training(self) -> DDPMScheduler:
         """The training scheduler (``add_noise``, ``get_velocity``)."""

@@ -10,7 +10,7 @@
   does by starting from it. (Keeping the original degraded latent instead would make every round
   an independent re-sample of the same restoration, not a repeat.)
 
-The RAR loop (:class:`rar.pipeline.RARPipeline`), the naive loop and the stages' validation call
+The RAR loop (:class:`rar.pipeline.RARPipeline`), the naive loop and the uir stage's validation call
 :func:`restore_round`; the integration itself is the UIR's :meth:`~rar.uir.backbones.UIRModel.sample`
 (Euler/Heun for flow models, the diffusers scheduler for diffusion ones).
 """
