@@ -99,3 +99,24 @@ def test_noisy_uir_and_joint_train_export_and_restore(tiny_dir, tmp_path):
     naive = NaivePipeline.from_pretrained(out, stop="fixed")
     first = naive(lq).images
     assert first.shape == lq.shape and torch.equal(naive(lq).images, first)
+
+
+def test_tiled_rounds_split_each_images_noise_like_its_latent(noisy, monkeypatch):
+    """On latent tiles (rar.pipeline.tiling) each tile starts from its part of the image's noise."""
+    from rar.pipeline.tiling import Tiling
+
+    calls = []
+    spy(monkeypatch, UIRModel, "sample", calls)
+    saved = noisy.tiling
+    noisy.tiling = Tiling(tile=4, overlap=2)
+    try:
+        lq = torch.rand(1, 3, 24, 24)
+        out = noisy(lq).images
+        assert out.shape == lq.shape and torch.equal(noisy(lq).images, out)
+    finally:
+        noisy.tiling = saved
+    (_, start, *_), kwargs = calls[0]
+    z_lq = noisy.autoencoder.encode(lq)
+    tiles = Tiling(tile=4, overlap=2).grid(6, 6, None, 1)
+    assert start.shape[0] == kwargs["z_lq"].shape[0] > 1  # several tiles of one image
+    torch.testing.assert_close(start, tiles.split(start_noise(z_lq, image_seeds(lq, 0), 1)))
