@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The paper's ablations in miniature (Tables 4, 5, 6) on CPU: trains every tiny variant from the tiny
+# experiment's run folders, evaluates each on samples_group{A,B,C}, prints the tables.
+#
+#   bash scripts/tiny_experiment.sh      # first: runs/tiny/<stage> and models/tiny
+#   bash scripts/tiny_ablations.sh       # then: runs/ablations/<variant>/<group>, models/abl_*, the tables
+#
+# Re-running resumes: finished training stages are skipped, finished evaluations are not redone.
+# Variants (rar/eval/paper_tables.py lists the rows):
+#   noisy, noisy_non_iterative   abl_noisy_flow uir from cond_align, joint with K = 4 / K = 1
+#   non_iterative                joint with K = 1 from the tiny uir run
+#   pixel_lqa                    abl_pixel_lqa cond_align + uir (the LQA reads decoded pixels)
+#   text_pixel, text_latent      abl_text_condition uir, evaluated by method=naive / method=text_latent
+#   sd15                         abl_sd15_tiny cond_align + uir (diffusion UNet, DDIM)
+#   rounds_1..4, stop_4          models/tiny with stop=fixed 1-4 rounds, and the stop rule up to 4
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python}
+TINY=${TINY:-runs/tiny}
+ROOT=${ROOT:-runs/ablations}
+export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
+[ -d "$TINY/joint/model" ] || { echo "error: $TINY/joint/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
+common=(tiny_dir=$TINY/pretrained resume=true trainer.progress=false)
+
+train() {  # name stage init_from|- [overrides...]; resume=true skips a finished run, continues a cut one
+  local name=$1 stage=$2 init=$3; shift 3
+  [ "$init" = - ] || set -- init_from=$init "$@"
+  $PY scripts/train.py stage=$stage name=$name hydra.run.dir=runs/$name/$stage "${common[@]}" "$@"
+}
+export_model() {  # run_dir out [overrides...]
+  local run=$1 out=$2; shift 2
+  [ -d "$out" ] || $PY scripts/export_pipeline.py run_dir=$run out=$out "$@"
+}
+evaluate() {  # variant [eval overrides...]
+  local variant=$1; shift
+  for g in A B C; do
+    [ -f "$ROOT/$variant/$g/summary.csv" ] && continue
+    $PY scripts/eval.py benchmark=samples_group$g 'metrics=[psnr,ssim]' progress=false \
+        hydra.run.dir=$ROOT/$variant/$g method.name=$variant "$@"
+  done
+}
+
+# Table 4 / 5: training-side variants
+train abl_noisy_flow uir $TINY/cond_align experiment=abl_noisy_flow
+train abl_noisy_flow joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow
+train abl_noisy_flow_k1 joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow iterative=false
+train abl_non_iterative joint $TINY/uir experiment=abl_non_iterative
+train abl_pixel_lqa cond_align $TINY/lqa_finetune experiment=abl_pixel_lqa
+train abl_pixel_lqa uir runs/abl_pixel_lqa/cond_align experiment=abl_pixel_lqa
+train abl_text_condition uir - experiment=abl_text_condition
+train abl_sd15_tiny cond_align $TINY/lqa_finetune experiment=abl_sd15_tiny
+train abl_sd15_tiny uir runs/abl_sd15_tiny/cond_align experiment=abl_sd15_tiny
+
+export_model runs/abl_noisy_flow/joint models/abl_noisy_flow
+export_model runs/abl_noisy_flow_k1/joint models/abl_noisy_flow_k1
+export_model runs/abl_non_iterative/joint models/abl_non_iterative
+export_model runs/abl_pixel_lqa/uir models/abl_pixel_lqa
+export_model runs/abl_text_condition/uir models/abl_text_condition lqa_from=$TINY/lqa_finetune
+export_model runs/abl_sd15_tiny/uir models/abl_sd15_tiny
+
+evaluate identity method=identity
+evaluate rar method=rar method.target.path=models/tiny
+evaluate noisy method=rar method.target.path=models/abl_noisy_flow
+evaluate noisy_non_iterative method=rar method.target.path=models/abl_noisy_flow_k1
+evaluate non_iterative method=rar method.target.path=models/abl_non_iterative
+evaluate pixel_lqa method=rar method.target.path=models/abl_pixel_lqa
+evaluate text_pixel method=naive method.target.path=models/abl_text_condition
+evaluate text_latent method=text_latent method.target.path=models/abl_text_condition
+evaluate sd15 method=rar method.target.path=models/abl_sd15_tiny
+# Table 6: rounds on the committed model
+for k in 1 2 3 4; do evaluate rounds_$k method=rar +method.target.max_rounds=$k +method.target.stop=fixed; done
+evaluate stop_4 method=rar +method.target.max_rounds=4 +method.target.stop=compare
+
+$PY scripts/paper_tables.py "$ROOT" | tee "$ROOT/tables.md"
