@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from rar.baselines.loop import PixelStatePipeline
 from rar.conditioning.condition import Condition
@@ -79,18 +80,9 @@ class NaivePipeline(PixelStatePipeline):
         conditioner: SD3TextConditioner | None = None, cache_text: bool = False, **loop_settings,
     ) -> NaivePipeline:
         """Load a RAR model folder; the text encoders come from its ``conditioner/`` or the argument."""
-        skip = ("text_adapter", "conditioner") if conditioner is not None else ("text_adapter",)
-        folder = read_model_folder(path, parse_dtype(dtype), skip=skip)
-        parts = dict(folder.components)
-        if conditioner is not None:
-            parts["conditioner"] = conditioner
-        if "conditioner" not in parts:
-            raise ValueError(f"{path} holds no text encoders (conditioner); pass conditioner=... or export the "
-                             "folder with them (scripts/export_pipeline.py include_conditioner=true)")
-        if device is not None:
-            parts = {name: m.to(device) for name, m in parts.items()}
+        parts, config = text_pipeline_parts(path, device, dtype, conditioner)
         return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["conditioner"],
-                   folder.config.replace(**loop_settings), cache_text=cache_text)
+                   config.replace(**loop_settings), cache_text=cache_text)
 
     def wiring(self, clock: StageClock) -> PixelWiring:
         return PixelWiring(self, clock)
@@ -132,3 +124,22 @@ class PixelWiring:
     def compare(self, new: torch.Tensor, old: torch.Tensor, round_index: int) -> torch.Tensor:
         question = comparison_question(self.config.prompt_pool, self.config.seed, round_index)
         return self.pipe.lqa.p_better(new, old, space="pixel", question=question).p_better
+
+
+def text_pipeline_parts(path: str | Path, device: str | torch.device | None, dtype: str | torch.dtype | None,
+                        conditioner: nn.Module | None) -> tuple[dict[str, nn.Module], LoopConfig]:
+    """A model folder's parts for a pipeline that conditions through text encoders (its
+    ``text_adapter``, if any, is not loaded): the encoders are the folder's ``conditioner/`` or
+    ``conditioner``; a folder with neither is an error saying how to export one."""
+    skip = ("text_adapter", "conditioner") if conditioner is not None else ("text_adapter",)
+    folder = read_model_folder(path, parse_dtype(dtype), skip=skip)
+    parts = dict(folder.components)
+    if conditioner is not None:
+        parts["conditioner"] = conditioner
+    if "conditioner" not in parts:
+        raise ValueError(f"{path} holds no text encoders (conditioner); pass conditioner=... or export the "
+                         "folder with them (scripts/export_pipeline.py include_conditioner=true)")
+    if device is not None:
+        parts = {name: m.to(device) for name, m in parts.items()}
+    return parts, folder.config
+

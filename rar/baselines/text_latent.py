@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rar.baselines.naive import text_pipeline_parts
 from rar.conditioning.condition import Condition
 from rar.core.timing import StageClock
 from rar.lqa.model import Assessment, DepictQA
 from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
-from rar.pipeline.model_folder import parse_dtype, read_model_folder, realign
+from rar.pipeline.model_folder import realign
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.prompts import identification_question
 from rar.uir.autoencoders import LatentAutoencoder
@@ -84,15 +85,6 @@ class TextLatentPipeline(RARPipeline):
     ) -> TextLatentPipeline:
         """Load a model folder (its ``text_adapter``, if any, is not used); the text encoders come
         from its ``conditioner/`` or the argument."""
-        skip = ("text_adapter", "conditioner") if conditioner is not None else ("text_adapter",)
-        folder = read_model_folder(path, parse_dtype(dtype), skip=skip)
-        parts = dict(folder.components)
-        if conditioner is not None:
-            parts["conditioner"] = conditioner
-        if "conditioner" not in parts:
-            raise ValueError(f"{path} holds no text encoders (conditioner); pass conditioner=... or export the "
-                             "folder with them (scripts/export_pipeline.py include_conditioner=true)")
-        if device is not None:
-            parts = {name: m.to(device) for name, m in parts.items()}
+        parts, config = text_pipeline_parts(path, device, dtype, conditioner)
         return cls(parts["autoencoder"], parts["uir"], parts["lqa"], parts["conditioner"],
-                   folder.config.replace(**loop_settings), cache_text=cache_text)
+                   config.replace(**loop_settings), cache_text=cache_text)
