@@ -11,19 +11,16 @@ The tiny stand-in (:func:`rar.testing.save_tiny_clip_text_encoder`) gives ``[B, 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Sequence
-
 import torch
 from transformers import AutoTokenizer, CLIPTextModel
 
-from rar.conditioning.condition import Condition
+from rar.conditioning.text_cache import CachedTextEncoder
 
 ENCODER_DIR, TOKENIZER_DIR = "text_encoder", "tokenizer"
 """SD1.5 pipeline layout: the text encoder's and tokenizer's subfolders."""
 
 
-class CLIPTextConditioner(torch.nn.Module):
+class CLIPTextConditioner(CachedTextEncoder):
     """Texts → ``Condition(prompt_embeds [B, L, D], pooled [B, 0])``; frozen.
 
     Args:
@@ -33,14 +30,11 @@ class CLIPTextConditioner(torch.nn.Module):
     """
 
     def __init__(self, encoder: CLIPTextModel, tokenizer, cache_size: int = 256) -> None:
-        super().__init__()
+        super().__init__(cache_size)
         if tokenizer.model_max_length > encoder.config.max_position_embeddings:
             raise ValueError(f"the tokenizer pads to {tokenizer.model_max_length} tokens but the CLIP text encoder has "
                              f"only {encoder.config.max_position_embeddings} positions")
         self.encoder, self.tokenizer = encoder, tokenizer
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.encoded_texts = 0  # texts that went through the encoder (cache misses)
         self.requires_grad_(False)
         self.eval()
 
@@ -59,36 +53,15 @@ class CLIPTextConditioner(torch.nn.Module):
         """SD1.5's UNet takes no pooled condition: 0."""
         return 0
 
-    def train(self, mode: bool = True) -> CLIPTextConditioner:
-        """Stays in eval mode: the text encoder is never trained."""
-        return super().train(False)
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
 
-    @torch.no_grad()
-    def forward(self, texts: Sequence[str]) -> Condition:
-        """Encode ``texts`` (length B) → :class:`Condition` on the encoder's device."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError(f"CLIPTextConditioner expects a list of strings, got {texts!r}")
-        if len(texts) == 0:
-            raise ValueError("CLIPTextConditioner got an empty list of texts")
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            ids = self.tokenizer(missing, padding="max_length", max_length=self.seq_len, truncation=True,
-                                 return_tensors="pt").input_ids.to(self.encoder.device)
-            hidden = self.encoder(ids).last_hidden_state
-            for text, row in zip(missing, hidden, strict=True):
-                self._cache[text] = row
-            self.encoded_texts += len(missing)
-        rows = []
-        for text in texts:
-            self._cache.move_to_end(text)
-            rows.append(self._cache[text])
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        embeds = torch.stack(rows).to(self.encoder.device)
-        return Condition(embeds, embeds.new_zeros(len(texts), 0))
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
+    def _encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.tokenizer(texts, padding="max_length", max_length=self.seq_len, truncation=True,
+                             return_tensors="pt").input_ids.to(self.encoder.device)
+        hidden = self.encoder(ids).last_hidden_state
+        return hidden, hidden.new_zeros(len(texts), 0)
 
 
 def build_clip_text_conditioner(

@@ -17,13 +17,10 @@ re-encoded while it stays cached). The tiny stand-ins (``rar.testing``) give
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Sequence
-
 import torch
 from transformers import AutoTokenizer, CLIPTextModelWithProjection, T5EncoderModel
 
-from rar.conditioning.condition import Condition
+from rar.conditioning.text_cache import CachedTextEncoder
 from rar.utils.paths import pretrained_source
 
 SUBFOLDERS = {
@@ -34,7 +31,7 @@ SUBFOLDERS = {
 """SD3(.5) pipeline layout: encoder and tokenizer subfolder per text encoder."""
 
 
-class SD3TextConditioner(torch.nn.Module):
+class SD3TextConditioner(CachedTextEncoder):
     """Texts → ``Condition(prompt_embeds [B, L_clip + L_t5, D_t5], pooled [B, P_L + P_G])``; frozen.
 
     Args:
@@ -58,13 +55,10 @@ class SD3TextConditioner(torch.nn.Module):
         t5_max_length: int = 256,
         cache_size: int = 256,
     ) -> None:
-        super().__init__()
+        super().__init__(cache_size)
         self.clip_l, self.clip_g, self.t5 = clip_l, clip_g, t5
         self.tokenizer_l, self.tokenizer_g, self.tokenizer_t5 = tokenizer_l, tokenizer_g, tokenizer_t5
         self.t5_max_length = t5_max_length
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self.encoded_texts = 0  # texts that went through the encoders (cache misses)
         clip_width = clip_l.config.hidden_size + clip_g.config.hidden_size
         if clip_width > t5.config.d_model:
             raise ValueError(f"CLIP hidden sizes sum to {clip_width}, wider than T5's d_model {t5.config.d_model}")
@@ -92,36 +86,9 @@ class SD3TextConditioner(torch.nn.Module):
         """Width of ``pooled`` (SD3.5: 768 + 1280 = 2048)."""
         return self.clip_l.config.projection_dim + self.clip_g.config.projection_dim
 
-    def train(self, mode: bool = True) -> SD3TextConditioner:
-        """Stays in eval mode: the text encoders are never trained."""
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, texts: Sequence[str]) -> Condition:
-        """Encode ``texts`` (length B) → :class:`Condition` on the encoders' device."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError(f"SD3TextConditioner expects a list of strings, got {texts!r}")
-        if len(texts) == 0:
-            raise ValueError("SD3TextConditioner got an empty list of texts")
-        device = self.clip_l.device
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            embeds, pooled = self._encode(missing)
-            for i, text in enumerate(missing):
-                self._cache[text] = (embeds[i], pooled[i])
-            self.encoded_texts += len(missing)
-        rows = []
-        for text in texts:
-            self._cache.move_to_end(text)
-            rows.append(self._cache[text])
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return Condition(
-            torch.stack([r[0] for r in rows]).to(device), torch.stack([r[1] for r in rows]).to(device)
-        )
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
+    @property
+    def device(self) -> torch.device:
+        return self.clip_l.device
 
     def _clip(self, texts: list[str], tokenizer, encoder) -> tuple[torch.Tensor, torch.Tensor]:
         ids = tokenizer(
