@@ -44,7 +44,7 @@ from rar.lqa.text_adapter import TextAdapter
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.pipeline import RARPipeline
-from rar.uir.autoencoders import SpaceToDepthAutoencoder
+from rar.uir.autoencoders import KLAutoencoder, tiny_vae
 from rar.uir.backbones import SD3_PRESETS, build_sd3_transformer
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -131,6 +131,24 @@ def save_tiny_clip_text_encoder(
     return folder
 
 
+def build_tiny_autoencoder(seed: int = 0) -> KLAutoencoder:
+    """A random tiny ``AutoencoderKL`` (:data:`rar.uir.autoencoders.TINY_VAE`: 16 channels, stride 4)
+    with unit scale and no shift (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return KLAutoencoder(tiny_vae(), scaling_factor=1.0, shift_factor=0.0)
+
+
+def save_tiny_autoencoder(folder: str | Path, seed: int = 0) -> Path:
+    """Write :func:`build_tiny_autoencoder` as ``folder/vae`` — the layout ``stage=autoencoder``
+    exports and :func:`rar.uir.autoencoders.build_kl_autoencoder` loads (like SD3.5's ``vae/``)."""
+    folder = Path(folder)
+    vae = build_tiny_autoencoder(seed).vae
+    vae.register_to_config(scaling_factor=1.0, shift_factor=0.0)
+    vae.save_pretrained(folder / "vae", safe_serialization=True)
+    return folder
+
+
 def build_tiny_rar_pipeline(
     depictqa_dir: str | Path,
     config: LoopConfig | None = None,
@@ -140,7 +158,7 @@ def build_tiny_rar_pipeline(
     seed: int = 0,
     concat_lq: bool = False,
 ) -> RARPipeline:
-    """A random tiny pipeline (48-channel latents, LLaMA 128-d, text adapter → ``[B, 32, 64]`` / ``[B, 48]``).
+    """A random tiny pipeline (16-channel latents of a random tiny ``AutoencoderKL``, LLaMA 128-d, text adapter → ``[B, 32, 64]`` / ``[B, 48]``).
 
     Args:
         depictqa_dir: a folder written by :func:`save_tiny_depictqa` (``llm/`` and ``vision/``).
@@ -157,7 +175,7 @@ def build_tiny_rar_pipeline(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         abstractor = Abstractor(64, num_queries=16, num_layers=1, nhead=4, dim_feedforward=128)
-        image_adapter = LatentImageAdapter(48, 64, 16, width=64, patch_size=2, encoder_layers=1, decoder_layers=1,
+        image_adapter = LatentImageAdapter(16, 64, 16, width=64, patch_size=2, encoder_layers=1, decoder_layers=1,
                                            nhead=4, dim_feedforward=128)
         lqa = build_depictqa(str(depictqa_dir / "llm"), abstractor, str(depictqa_dir / "vision"), image_adapter,
                              image_space="latent", max_new_tokens=max_new_tokens)
@@ -172,7 +190,7 @@ def build_tiny_rar_pipeline(
                 uir.backbone.pos_embed.proj.weight.normal_(0.0, 0.05)
         text_adapter = TextAdapter(128, seq_len=32, joint_dim=64, pooled_dim=48, width=64, num_layers=1, nhead=4,
                                    dim_feedforward=128)
-    return RARPipeline(SpaceToDepthAutoencoder(4), uir, lqa, text_adapter, config)
+    return RARPipeline(build_tiny_autoencoder(seed), uir, lqa, text_adapter, config)
 
 
 def save_tiny_rar_model(folder: str | Path, config: LoopConfig | None = None, seed: int = 0) -> Path:

@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rar.core.outputs import STAGES
 from rar.lqa.tiny import save_tiny_depictqa
+from rar.testing import save_tiny_autoencoder
 from rar.perf.degradations import bench_degradations
 from rar.perf.inference import bench_inference
 from rar.perf.training import REQUIRED_MODULES, bench_training, largest_batch
@@ -140,10 +141,12 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.get("out_dir") or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     results: dict = {"config": OmegaConf.to_container(cfg, resolve=True), "device_name": _device_name(device),
                      "threads": torch.get_num_threads()}
-    tiny_lqa = str(cfg.lqa.get("llm_pretrained", "")).startswith(str(cfg.tiny_dir))
-    if {"inference", "training"} & set(parts) and cfg.model is None and tiny_lqa \
-            and not Path(cfg.tiny_dir, "depictqa").is_dir():
-        save_tiny_depictqa(Path(cfg.tiny_dir) / "depictqa")
+    if {"inference", "training"} & set(parts) and cfg.model is None:  # tiny stand-ins the config names, if missing
+        tiny = Path(cfg.tiny_dir)
+        if str(cfg.lqa.get("llm_pretrained", "")).startswith(str(tiny)) and not (tiny / "depictqa").is_dir():
+            save_tiny_depictqa(tiny / "depictqa")
+        if str(cfg.autoencoder.get("pretrained", "")).startswith(str(tiny)) and not (tiny / "autoencoder").is_dir():
+            save_tiny_autoencoder(tiny / "autoencoder")
     if "inference" in parts:
         loop = LoopConfig(**OmegaConf.to_container(cfg.inference.loop, resolve=True))
         fast = OmegaConf.to_container(cfg.inference.fast, resolve=True)

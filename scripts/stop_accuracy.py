@@ -11,7 +11,8 @@ Cluster (a trained SD3.5 RAR, before and after joint)::
 
 Every image runs ``rounds`` rounds with every output kept; each round is labelled by whether its
 score (``metric``, as the harness scores it) rose, and compared with the stop rule's verdict
-(``p_better >= threshold``). Writes ``stop_accuracy.json`` (the summary and every image's
+(``p_better >= threshold``); each round's answer is checked for naming at least one degradation
+the item has (coarse categories, :mod:`rar.eval.lqa_accuracy`). Writes ``stop_accuracy.json`` (the summary and every image's
 scores, p_better and answers) into the run folder and prints the summary.
 """
 
@@ -27,8 +28,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from rar.eval.benchmark import as_benchmark
+from rar.eval.lqa_accuracy import categories, truth_categories
 from rar.eval.metrics import MetricSuite
 from rar.eval.stop_accuracy import stop_accuracy
+from rar.lqa.evaluation import phrase_set
 from rar.pipeline import RARPipeline
 from rar.pipeline.round_audit import own_rounds
 from rar.utils.image_io import load_image
@@ -39,23 +42,28 @@ def main(cfg: DictConfig) -> None:
     benchmark = as_benchmark(cfg.benchmark.name, instantiate(cfg.benchmark.set))
     suite = MetricSuite([cfg.metric], device=cfg.device)
     pipe = RARPipeline.from_pretrained(cfg.model, device=cfg.device)
-    scores, p_better, records = [], [], []
+    scores, p_better, records, named = [], [], [], []
     for item in benchmark.items:
         (audit,) = own_rounds(pipe, load_image(item.lq)[None], rounds=int(cfg.rounds))
         hq = load_image(item.hq)
         row = torch.tensor([suite.score(image, hq, item.key)[cfg.metric] for image in audit.images])
         scores.append(row)
         p_better.append(audit.p_better)
+        truth = truth_categories(item.degradations)
+        hits = [bool(categories(phrase_set(text)) & truth) for text in audit.texts]
+        named += hits
         records.append({"key": item.key, cfg.metric: row.tolist(), "p_better": audit.p_better.tolist(),
-                        "texts": audit.texts})
+                        "texts": audit.texts, "names_a_present_degradation": hits})
     summary = stop_accuracy(scores, p_better, float(cfg.threshold))
+    labels_present = sum(named) / len(named)
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stop_accuracy.json").write_text(json.dumps(
         {"benchmark": cfg.benchmark.name, "model": cfg.model, "metric": cfg.metric, "summary": asdict(summary),
-         "images": records}, indent=1))
+         "labels_present": labels_present, "images": records}, indent=1))
     print(f"{cfg.benchmark.name} ({cfg.model}, {cfg.metric}): " + ", ".join(
-        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in asdict(summary).items()))
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in asdict(summary).items())
+        + f", labels_present {labels_present:.3f}")
 
 
 if __name__ == "__main__":

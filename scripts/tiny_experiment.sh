@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tiny experiment end to end on CPU: every stage in order, each starting from the previous
+# The tiny experiment end to end on CPU (about 30 minutes on 2 cores): every stage in order, each starting from the previous
 # stage's run directory, then the model folder the README's main command evaluates.
 #
 #   bash scripts/tiny_experiment.sh                  # runs/tiny/<stage>/, then models/tiny/
@@ -18,13 +18,27 @@ TINY_DIR=$RUNS/pretrained
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
 
 [ -d "$TINY_DIR/depictqa" ] || $PY scripts/make_tiny_models.py "$TINY_DIR"
+[ -d data/dead_leaves ] || $PY scripts/prepare_data.py task=dead_leaves   # seeded procedural training images
 
+# 1. the autoencoder (photos + dead leaves, 8 pairs per step); every later stage loads it the way
+#    real runs load SD3.5's VAE
+start=$(date +%s)
+# shellcheck disable=SC2086
+$PY scripts/train.py stage=autoencoder experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/autoencoder \
+    resume=true trainer.progress=false trainer.batch_size=8 'data.dataset.source=[data/samples/train,data/dead_leaves]' \
+    ${EXTRA:-}
+echo "[tiny] autoencoder done in $(( $(date +%s) - start )) s"
+
+# 2. the method's stages, each from the previous one
 prev=""
 for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   start=$(date +%s)
   args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
-        trainer.progress=false)
+        trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model)
   [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
+  # joint trains the UIR and the text adapter only: the flow loss alone erodes the tiny LQA's
+  # assessment and comparison (docs/experiments.md); the README states this deviation
+  [ "$stage" = joint ] && args+=('phases.0.trainable=[uir.*,text_adapter.*]')
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
   echo "[tiny] $stage done in $(( $(date +%s) - start )) s"

@@ -2,7 +2,7 @@
 
 Tests load tiny randomly-initialised models through the same ``pretrained=<folder>`` path real
 weights use; ``tiny_dir`` writes them once per session in the layout of ``configs/train.yaml``'s
-``tiny_dir`` (``sd3_text/``, ``sd15_text/`` and ``depictqa/``).
+``tiny_dir`` (``sd3_text/``, ``sd15_text/``, ``depictqa/`` and ``autoencoder/``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from rar.lqa.tiny import save_tiny_depictqa  # noqa: E402
-from rar.testing import save_tiny_clip_text_encoder, save_tiny_sd3_text_encoders  # noqa: E402
+from rar.testing import (  # noqa: E402
+    save_tiny_autoencoder,
+    save_tiny_clip_text_encoder,
+    save_tiny_sd3_text_encoders,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,4 +39,5 @@ def tiny_dir(tmp_path_factory):
     save_tiny_sd3_text_encoders(root / "sd3_text")
     save_tiny_clip_text_encoder(root / "sd15_text")
     save_tiny_depictqa(root / "depictqa")
+    save_tiny_autoencoder(root / "autoencoder")
     return root

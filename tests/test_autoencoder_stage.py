@@ -80,7 +80,7 @@ def test_stage_config_trains_and_its_folder_loads_through_the_sd35_vae_loader(tm
     run_dir = tmp_path / "autoencoder"
     overrides = ["stage=autoencoder", f"run_dir={run_dir}", "trainer.batch_size=2", "trainer.progress=false",
                  "phases.0.max_steps=3", "data.dataset.length=8", "stage.target.stats_samples=6",
-                 "stage.target.stats_batch_size=4", "stage.target.vae.block_out_channels=[8,16,16]"]
+                 "stage.target.stats_batch_size=4", "+stage.target.vae.block_out_channels=[8,16,16]"]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
         loader_cfg = compose(config_name="train", overrides=["autoencoder=tiny_kl", "name=tiny"]).autoencoder
@@ -91,8 +91,9 @@ def test_stage_config_trains_and_its_folder_loads_through_the_sd35_vae_loader(tm
     assert config["_class_name"] == "AutoencoderKL" and config["latent_channels"] == 16
     assert config["shift_factor"] != 0.0 and config["scaling_factor"] > 0
 
-    # the tiny experiment's loader config points at runs/<name>/autoencoder/model, subfolder vae
-    assert loader_cfg.pretrained == "runs/tiny/autoencoder/model" and loader_cfg.subfolder == "vae"
+    # the tiny loader config reads <folder>/vae (default: make_tiny_models' random one; the tiny
+    # experiment passes autoencoder.pretrained=runs/<name>/autoencoder/model)
+    assert loader_cfg.pretrained == "runs/tiny/pretrained/autoencoder" and loader_cfg.subfolder == "vae"
     autoencoder = instantiate(loader_cfg, pretrained=str(run_dir / "model"))
     assert isinstance(autoencoder, KLAutoencoder)
     assert autoencoder.shift_factor == pytest.approx(config["shift_factor"])

@@ -302,7 +302,7 @@ CASES = [
      "adopted the other run"),
     ("train bad lr writes nothing", failed_start_writes_nothing, 2, r"phase 'main': the optimizer rejects",
      "traceback; folder locked"),
-    ("train tiny stand-ins not built", missing_pretrained_folder, 2, r"conditioner.pretrained=.*no such folder",
+    ("train tiny stand-ins not built", missing_pretrained_folder, 2, r"(autoencoder|conditioner).pretrained=.*no such folder",
      "'Repo id must be in the form'; folder locked"),
     ("train init_from a run of another stage", init_from_wrong_stage, 2,
      r"init_from=.*\(a 'lqa_align' run\) holds weights for \['lqa'\], none of this stage's modules", "0 tensors, exit 0"),

@@ -32,7 +32,7 @@ from rar.training.stages.round_comparison import (
     comparison_batch,
     reference_scores,
 )
-from rar.uir.autoencoders import SpaceToDepthAutoencoder
+from rar.testing import build_tiny_autoencoder
 from rar.uir.backbones import build_sd3_transformer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -72,11 +72,11 @@ class FixedPairs(torch.utils.data.Dataset):
 
 def make_stage(tiny_dir, **kwargs) -> JointStage:
     torch.manual_seed(0)
-    adapter = LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1, decoder_layers=1)
+    adapter = LatentImageAdapter(16, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1, decoder_layers=1)
     lqa = build_depictqa(str(tiny_dir / "depictqa/llm"), Abstractor(64, 16, 1, 4, 128, dropout=0.0),
                          image_adapter=adapter, max_new_tokens=4)
     text_adapter = TextAdapter(128, 8, 64, 48, width=64, nhead=4, dim_feedforward=128)
-    return JointStage(SpaceToDepthAutoencoder(4), lqa, text_adapter, build_sd3_transformer(config="tiny"), **kwargs)
+    return JointStage(build_tiny_autoencoder(), lqa, text_adapter, build_sd3_transformer(config="tiny"), **kwargs)
 
 
 class CountingAssess:
@@ -153,7 +153,7 @@ def test_rollout_rows_are_independent_and_stop_at_their_depth(tiny_dir):
 
 
 def test_rollout_grad_keeps_the_rollout_graph(tiny_dir):
-    z = SpaceToDepthAutoencoder(4).encode(FixedPairs().lq[:2])
+    z = build_tiny_autoencoder().encode(FixedPairs().lq[:2])
     depth = torch.tensor([2, 1])
     assert make_stage(tiny_dir, rollout_grad=True).rollout(z, depth, steps=1).latents.requires_grad
     assert not make_stage(tiny_dir).rollout(z, depth, steps=1).latents.requires_grad

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _tiny_parts():
     torch.manual_seed(0)
-    return Abstractor(64, 16, 2, 4, 128), LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128,
+    return Abstractor(64, 16, 2, 4, 128), LatentImageAdapter(16, 64, 16, width=64, nhead=4, dim_feedforward=128,
                                                               encoder_layers=1, decoder_layers=1)
 
 
@@ -42,7 +42,7 @@ def lqa(folder):
 
 def test_training_loss_reaches_adapter_and_lora_only(lqa):
     layout = build_layout(COMPARE_TASK, [Turn("human", COMPARE_QUESTION), Turn("gpt", "Image A")])
-    z = torch.randn(2, 48, 16, 16)
+    z = torch.randn(2, 16, 16, 16)
     out = lqa([layout], z)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss) and 0 <= float(out.accuracy) <= 1
     lqa.zero_grad()
@@ -58,15 +58,15 @@ def test_training_loss_reaches_adapter_and_lora_only(lqa):
 
 def test_latent_adapter_handles_any_latent_size(lqa):
     for h, w in ((16, 16), (12, 20), (7, 9)):
-        assert lqa.latent_tokens(torch.randn(2, 48, h, w)).shape == (2, 16, 64)
+        assert lqa.latent_tokens(torch.randn(2, 16, h, w)).shape == (2, 16, 64)
     assert lqa.pixel_tokens(torch.rand(2, 3, 60, 52)).shape == (2, 16, 64)  # padded to patch multiples
     with pytest.raises(ValueError, match="latents"):
-        lqa.latent_tokens(torch.randn(2, 16, 8, 8))
+        lqa.latent_tokens(torch.randn(2, 48, 8, 8))
 
 
 @torch.no_grad()
 def test_assessment_api_shapes_and_batch_independence(lqa):
-    z = torch.randn(3, 48, 16, 16)
+    z = torch.randn(3, 16, 16, 16)
     a = lqa.assess(z, max_new_tokens=5)
     assert a.hidden.shape[0] == 3 and a.hidden.shape[2] == 128 and a.mask.shape == a.hidden.shape[:2]
     assert a.hidden.shape[1] <= 5 and a.mask[:, 0].all() and len(a.text) == 3
@@ -168,11 +168,11 @@ def lqa_folder(model) -> str:
 def test_lqa_condition_source_feeds_the_text_adapter(lqa):
     from rar.conditioning.sources import ConditionInputs
     from rar.lqa.condition_source import LQACondition
-    from rar.uir.autoencoders import SpaceToDepthAutoencoder
+    from rar.testing import build_tiny_autoencoder
 
     torch.manual_seed(0)
     adapter = TextAdapter(128, 32, 64, 48, width=64, nhead=4, dim_feedforward=128)
-    modules = {"autoencoder": SpaceToDepthAutoencoder(4), "lqa": lqa.train(), "text_adapter": adapter}
+    modules = {"autoencoder": build_tiny_autoencoder(), "lqa": lqa.train(), "text_adapter": adapter}
     z = modules["autoencoder"].encode(torch.rand(2, 3, 32, 32))
     source = LQACondition()
     assert set(source.requires) == set(modules)
@@ -192,7 +192,7 @@ def test_evaluation_scores_phrase_sets_and_preferences(lqa):
     from rar.lqa.datasets import LQASample
     from rar.lqa.evaluation import evaluate_lqa, phrase_set
     from rar.lqa.prompts import COMPARE_TASK, IDENTIFY_TASK, SINGLE_Q_TAIL
-    from rar.uir.autoencoders import SpaceToDepthAutoencoder
+    from rar.testing import build_tiny_autoencoder
 
     assert phrase_set("Noise, haze") == phrase_set("haze and noise.") == {"noise", "haze"}
     assert phrase_set("None") == frozenset()
@@ -200,7 +200,7 @@ def test_evaluation_scores_phrase_sets_and_preferences(lqa):
     ident = LQASample(build_layout(IDENTIFY_TASK, [Turn("human", "Q" + SINGLE_Q_TAIL), Turn("gpt", "Noise")]),
                       images[:1], float("nan"), "i")
     comp = LQASample(build_layout(COMPARE_TASK, [Turn("human", "Q"), Turn("gpt", "Image B")]), images[1:3], 0.0, "c")
-    acc = evaluate_lqa(lqa, [ident, comp, comp], "latent", encode=SpaceToDepthAutoencoder(4).encode)
+    acc = evaluate_lqa(lqa, [ident, comp, comp], "latent", encode=build_tiny_autoencoder().encode)
     assert (acc.n_identify, acc.n_compare) == (1, 2)
     assert acc.identification in (0.0, 1.0) and acc.comparison in (0.0, 1.0)  # both comparisons are the same pair
     with pytest.raises(ValueError, match="encode"):

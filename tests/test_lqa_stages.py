@@ -26,7 +26,7 @@ from rar.training.stages.cond_align import CondAlignStage
 from rar.training.stages.iqa_pretrain import IQAPretrainStage
 from rar.training.stages.lqa_align import LQAAlignStage
 from rar.training.stages.lqa_finetune import LQAFinetuneStage
-from rar.uir.autoencoders import SpaceToDepthAutoencoder
+from rar.testing import build_tiny_autoencoder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -35,7 +35,7 @@ def _lqa(tiny_dir, image_space="latent"):
     torch.manual_seed(0)
     return build_depictqa(
         str(tiny_dir / "depictqa/llm"), Abstractor(64, 16, 1, 4, 128, dropout=0.0), str(tiny_dir / "depictqa/vision"),
-        LatentImageAdapter(48, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1, decoder_layers=1),
+        LatentImageAdapter(16, 64, 16, width=64, nhead=4, dim_feedforward=128, encoder_layers=1, decoder_layers=1),
         image_space=image_space, max_new_tokens=6,
     )
 
@@ -92,14 +92,14 @@ def test_iqa_pretrain_lowers_loss(tiny_dir, tmp_path):
 
 
 def test_lqa_align_lowers_loss(tiny_dir, tmp_path):
-    stage = LQAAlignStage(SpaceToDepthAutoencoder(4), _lqa(tiny_dir))
+    stage = LQAAlignStage(build_tiny_autoencoder(), _lqa(tiny_dir))
     losses = _run(stage, _records(), ["lqa.image_adapter.*"], tmp_path, lr=3e-3)
     assert losses[-1] < 0.8 * losses[0]
     assert not stage.lqa.abstractor.training and stage.lqa.image_adapter.training
 
 
 def test_lqa_finetune_lowers_loss(tiny_dir, tmp_path):
-    stage = LQAFinetuneStage(SpaceToDepthAutoencoder(4), _lqa(tiny_dir))
+    stage = LQAFinetuneStage(build_tiny_autoencoder(), _lqa(tiny_dir))
     losses = _run(stage, _records(), ["lqa.image_adapter.*", "lqa.llm.*lora_*"], tmp_path, lr=3e-3)
     assert losses[-1] < 0.9 * losses[0]  # LoRA on a random tiny LLM: slower than full training
 
@@ -109,7 +109,7 @@ def test_cond_align_lowers_loss(target, tiny_dir, tmp_path):
     conditioner = build_sd3_text_conditioner(str(tiny_dir / "sd3_text"), t5_max_length=16)
     torch.manual_seed(0)
     adapter = TextAdapter(128, 32, 64, 48, width=64, nhead=4, dim_feedforward=128)
-    stage = CondAlignStage(SpaceToDepthAutoencoder(4), _lqa(tiny_dir), conditioner, adapter, target=target)
+    stage = CondAlignStage(build_tiny_autoencoder(), _lqa(tiny_dir), conditioner, adapter, target=target)
     losses = _run(stage, _records(), ["text_adapter.*"], tmp_path, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0]
     assert not stage.lqa.training and stage.text_adapter.training

@@ -182,7 +182,7 @@ def test_method_protocol_and_stage_seconds(pipe):
 
 
 def test_assess_and_adapt_reproduces_assess_and_the_prompt_pool_is_seeded(pipe):
-    z = torch.randn(2, 48, 4, 5)
+    z = torch.randn(2, 16, 4, 5)
     default = pipe.lqa.assess(z)
     cond, asked = assess_and_adapt(pipe.lqa, pipe.text_adapter, z, question=IDENTIFY_QUESTION + SINGLE_Q_TAIL)
     assert asked.text == default.text and torch.equal(asked.tokens, default.tokens)

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from rar.baselines import NaivePipeline
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import RARPipeline
-from rar.testing import save_tiny_sd3_text_encoders
+from rar.testing import save_tiny_autoencoder, save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_stage
 
@@ -29,6 +29,7 @@ def run_dir(tmp_path_factory):
     tiny = tmp_path_factory.mktemp("pretrained")
     save_tiny_depictqa(tiny / "depictqa", phrases=["noise", "haze", "dark"])
     save_tiny_sd3_text_encoders(tiny / "sd3_text")
+    save_tiny_autoencoder(tiny / "autoencoder")
     run = tmp_path_factory.mktemp("run")
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=["stage=uir", "condition=lqa",

@@ -14,7 +14,7 @@ from rar.conditioning.sd3_text import SD3TextConditioner
 from rar.conditioning.sources import TextCondition, ZeroCondition
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_phases, build_stage, run_training
-from rar.uir.autoencoders import SpaceToDepthAutoencoder
+from rar.uir.autoencoders import KLAutoencoder
 from rar.uir.backbones import SD3UIR
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -37,7 +37,7 @@ def test_condition_choice_builds_the_right_stage(tmp_path, tiny_dir, condition, 
     stage, loaded = build_stage(cfg)
     assert [name for name, _ in stage.named_children()] == children and loaded == set()
     assert isinstance(stage.condition, source)
-    assert isinstance(stage.autoencoder, SpaceToDepthAutoencoder) and isinstance(stage.uir, SD3UIR)
+    assert isinstance(stage.autoencoder, KLAutoencoder) and isinstance(stage.uir, SD3UIR)
     if condition == "text":
         assert isinstance(stage.conditioner, SD3TextConditioner)
         assert stage.conditioner.seq_len == 32

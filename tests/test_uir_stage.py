@@ -19,6 +19,7 @@ from rar.training import checkpoint as ckpt
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase
 from rar.training.stages.uir import UIRStage, psnr
+from rar.testing import build_tiny_autoencoder
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 from rar.uir.backbones import build_sd3_transformer
 from rar.uir.flow import NoisyConditionalPath
@@ -89,7 +90,7 @@ def make_stage(text_dir: str | None, cls=UIRStage, noisy: bool = False, **kwargs
         condition = TextCondition(describe=", ".join)
         extra["conditioner"] = build_sd3_text_conditioner(text_dir, t5_max_length=16)
     path = NoisyConditionalPath() if noisy else None
-    return cls(SpaceToDepthAutoencoder(4), uir, condition, path=path, **extra, **kwargs)
+    return cls(build_tiny_autoencoder(), uir, condition, path=path, **extra, **kwargs)
 
 
 OPT = functools.partial(torch.optim.AdamW, lr=1e-3)
@@ -141,7 +142,7 @@ def test_unconditioned_noisy_ablation_trains_only_the_uir(text_dir):
     out.loss.backward()
     assert torch.isfinite(out.loss) and out.loss > 0
     assert stage.uir.backbone.pos_embed.proj.weight.grad is not None
-    assert stage.uir.backbone.pos_embed.proj.weight.shape[1] == 96
+    assert stage.uir.backbone.pos_embed.proj.weight.shape[1] == 32
 
 
 def test_validate_writes_a_grid_and_returns_psnr(tmp_path, text_dir):
@@ -158,14 +159,14 @@ def test_validate_writes_a_grid_and_returns_psnr(tmp_path, text_dir):
 def test_stage_checks_its_parts(text_dir):
     uir = build_sd3_transformer(config="tiny")
     with pytest.raises(ValueError, match=r"needs stage modules \['conditioner'\]"):
-        UIRStage(SpaceToDepthAutoencoder(4), uir, TextCondition(describe=", ".join))
+        UIRStage(build_tiny_autoencoder(), uir, TextCondition(describe=", ".join))
     with pytest.raises(ValueError, match="concat_lq=True"):
-        UIRStage(SpaceToDepthAutoencoder(4), uir, ZeroCondition(), path=NoisyConditionalPath())
-    with pytest.raises(ValueError, match="48-channel latents"):
-        UIRStage(SpaceToDepthAutoencoder(2), uir, ZeroCondition())
+        UIRStage(build_tiny_autoencoder(), uir, ZeroCondition(), path=NoisyConditionalPath())
+    with pytest.raises(ValueError, match="16-channel latents .* makes 48"):
+        UIRStage(SpaceToDepthAutoencoder(4), uir, ZeroCondition())
     with pytest.raises(ValueError, match="loss_weighting"):
-        UIRStage(SpaceToDepthAutoencoder(4), uir, ZeroCondition(), loss_weighting="snr")
-    stage = UIRStage(SpaceToDepthAutoencoder(4), uir, ZeroCondition())
+        UIRStage(build_tiny_autoencoder(), uir, ZeroCondition(), loss_weighting="snr")
+    stage = UIRStage(build_tiny_autoencoder(), uir, ZeroCondition())
     bad = PairBatch(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32), [[], []])
     with pytest.raises(ValueError, match="same size"):
         stage(bad)

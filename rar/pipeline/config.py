@@ -31,6 +31,9 @@ class LoopConfig:
         prompt_pool: ``"fixed"`` (the LQA's identification question) or ``"random"`` (one of 24
             phrasings per assessment, chosen from ``seed``; :mod:`rar.pipeline.prompts`).
         seed: seeds the prompt choice and, for a noise-start UIR, each image's start noise (:mod:`rar.uir.noise`).
+        input_floor: an image whose every round is rejected comes back as the input itself, not as
+            the decoded ``z_lq`` (the paper's loop); the two differ only for a lossy autoencoder,
+            where the reconstruction would cost quality (measured in docs/experiments.md).
     """
 
     max_rounds: int = 3
@@ -41,6 +44,7 @@ class LoopConfig:
     threshold: float = 0.5
     prompt_pool: str = "fixed"
     seed: int = 0
+    input_floor: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,7 +88,7 @@ class LoopConfig:
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         for name, value in values.items():
             expected = _JSON_KINDS.get(kinds.get(name))
-            if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            if expected is not None and (not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool)):
                 raise ValueError(f"{path}: {name} must be {kinds[name]}, got {value!r}")
         try:
             return cls().replace(**values)
@@ -92,5 +96,5 @@ class LoopConfig:
             raise ValueError(f"{path}: {error}") from error
 
 
-_JSON_KINDS = {"int": int, "int | None": (int, type(None)), "str": str, "float": (int, float)}
+_JSON_KINDS = {"bool": bool, "int": int, "int | None": (int, type(None)), "str": str, "float": (int, float)}
 """JSON value types accepted per annotated field type (annotations are strings: ``from __future__``)."""

@@ -10,6 +10,7 @@ The whole method is :meth:`RARPipeline.forward`::
         stop="compare": p_better(z_new, over=z) < threshold -> stop, keep z
         z = z_new
     x_hat = crop(AE.decode(z))                                  # exactly one decode
+            (input_floor: x itself where no round was kept: nothing to decode)
 
 A latent larger than the backbone takes (SD3's ``pos_embed_max_size``) runs each round on
 overlapping latent tiles, blended after the round, with one stop decision per image
@@ -141,9 +142,20 @@ class RARPipeline(InferencePipeline):
                             self._lqa_view(tiles.split(z_out), clock), self._lqa_view(x_in, clock),
                             question=question).p_better)
                 rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold, clock.total() - start)
-            with clock.section("decode"):  # the one decode
-                images = self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
+            with clock.section("decode"):  # the one decode (of the images that kept a round)
+                images = self._output_images(lq, rounds)
         return RestoreResult(images, rounds.trajectories, dict(clock.seconds))
+
+    def _output_images(self, lq: torch.Tensor, rounds: ActiveRounds) -> torch.Tensor:
+        """Decode the kept latents; with ``config.input_floor`` an image that kept no round is its
+        input itself (not its reconstruction) and is not decoded."""
+        if not self.config.input_floor:
+            return self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
+        images = lq.to(self.device, torch.float32).clone()
+        changed = rounds.changed().to(self.device)
+        if changed.any():
+            images[changed] = self.autoencoder.decode(rounds.states[changed], size=lq.shape[-2:]).clamp(0, 1)
+        return images
 
     def tile_grid(self, height: int, width: int) -> TileGrid:
         """The tiles of a ``height x width`` latent under :attr:`tiling` (one when it fits the backbone)."""

@@ -3,7 +3,8 @@ comparator (is ``p_better`` right about whether a round helped?).
 
 :func:`own_rounds` runs the loop for ``rounds`` rounds with every output kept (``stop="compare"``
 with threshold 0, so the comparison is still asked after each round but never stops the image)
-and decodes the input's reconstruction and each round's latent. The caller scores the images
+and decodes each round's latent; the start is the input itself (``input_floor``, what a rejected
+first round returns) or its reconstruction. The caller scores the images
 against the clean reference (:mod:`rar.eval.stop_accuracy`).
 """
 
@@ -22,8 +23,8 @@ class OwnRounds:
     """One image's rounds.
 
     Attributes:
-        images: ``[rounds + 1, 3, H, W]`` in ``[0, 1]``: the reconstruction of the input (what a
-            rejected first round returns), then each round's output.
+        images: ``[rounds + 1, 3, H, W]`` in ``[0, 1]``: what a rejected first round returns (the
+            input, or its reconstruction without ``input_floor``), then each round's output.
         p_better: ``[rounds]``: the LQA's probability that round ``r`` beat its input.
         texts: the LQA's answer that conditioned each round.
     """
@@ -43,8 +44,11 @@ def own_rounds(pipe: RARPipeline, lq: torch.Tensor, rounds: int = 3) -> list[Own
     finally:
         pipe.config = config
     size = tuple(lq.shape[-2:])
-    x = pipe.prepare(lq, StageClock(pipe.device))
-    start = pipe.autoencoder.decode(pipe.autoencoder.encode(x), size=size).clamp(0, 1).cpu()
+    if config.input_floor:
+        start = lq.float().cpu()
+    else:
+        x = pipe.prepare(lq, StageClock(pipe.device))
+        start = pipe.autoencoder.decode(pipe.autoencoder.encode(x), size=size).clamp(0, 1).cpu()
     audits = []
     for i, trajectory in enumerate(result.trajectories):
         outputs = [pipe.state_image(r.latent, size) for r in trajectory.rounds]

@@ -37,6 +37,10 @@ class ActiveRounds:
         """No image is left in the loop."""
         return self.active.numel() == 0
 
+    def changed(self) -> torch.Tensor:
+        """``[B]`` bool: whether the image kept at least one round's output."""
+        return torch.tensor([any(r.accepted for r in t.rounds) for t in self.trajectories], dtype=torch.bool)
+
     def current(self) -> torch.Tensor:
         """``[b, ...]`` the states of the images still in the loop."""
         return self.states[self.active]

@@ -6,10 +6,12 @@ Sides that are not multiples of ``stride`` are reflect-padded on the bottom/righ
 the latent does not remember the original size: pass ``size=(H, W)`` to :meth:`decode` to crop the
 image back (the RAR loop keeps the input size for that).
 
-* :class:`SpaceToDepthAutoencoder` — lossless ``pixel_unshuffle`` (factor 4 → 48 channels), the
-  tiny experiment's stand-in for a VAE. Latent values are the pixels themselves (``[0, 1]``).
 * :class:`KLAutoencoder` — a diffusers ``AutoencoderKL`` (SD3.5: 16 channels, ``(z - 0.0609) *
-  1.5305``; SD1.5: 4 channels, ``z * 0.18215``), built by :func:`build_kl_autoencoder`.
+  1.5305``; SD1.5: 4 channels, ``z * 0.18215``; the tiny experiment's :data:`TINY_VAE`, trained by
+  ``stage=autoencoder``), built by :func:`build_kl_autoencoder`.
+* :class:`SpaceToDepthAutoencoder` — lossless ``pixel_unshuffle`` (factor 4 → 48 channels; latent
+  values are the pixels). The tiny experiment's former VAE stand-in, kept for measurements: a
+  patch-1 UIR on it paints a 4-px block grid (``tests/test_block_texture.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,25 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from rar.utils.paths import pretrained_source
+
 log = logging.getLogger(__name__)
+
+TINY_VAE: dict = dict(
+    in_channels=3, out_channels=3, latent_channels=16,  # SD3.5's latent width
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(16, 32, 32),  # stride 2 ** (3 - 1) = 4: the tiny UIR's patch-1 tokens are 4 x 4 px
+    layers_per_block=1,
+    norm_num_groups=1,  # one group: GroupNorm keeps each image's per-channel colour statistics
+    mid_block_add_attention=False, sample_size=64,
+)
+"""The tiny experiment's ``AutoencoderKL`` (SD3.5's VAE class; 245K parameters). Choices measured in
+docs/experiments.md (stride 4 vs 2, GroupNorm groups, widths)."""
+
+
+def tiny_vae(**overrides) -> AutoencoderKL:
+    """A randomly initialised :data:`TINY_VAE` (``overrides`` replace its arguments)."""
+    return AutoencoderKL(**(TINY_VAE | overrides))
 
 
 class LatentAutoencoder(torch.nn.Module):
@@ -149,7 +169,8 @@ def build_kl_autoencoder(
         torch_dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``; None keeps the saved dtype.
     """
     dtype = getattr(torch, torch_dtype) if torch_dtype is not None else None
-    vae = AutoencoderKL.from_pretrained(pretrained, subfolder=subfolder, torch_dtype=dtype)
+    vae = AutoencoderKL.from_pretrained(pretrained_source(pretrained, "autoencoder.pretrained"), subfolder=subfolder,
+                                        torch_dtype=dtype)
     cfg_scale, cfg_shift = vae.config.scaling_factor, vae.config.shift_factor
     if scaling_factor is None:
         scaling_factor = cfg_scale

@@ -33,9 +33,10 @@ SD3_PRESETS: dict[str, dict] = {
         caption_projection_dim=2432, pooled_projection_dim=2048, pos_embed_max_size=192,
         dual_attention_layers=(), qk_norm="rms_norm",
     ),
-    # the tiny CPU experiment: space-to-depth x4 latents (48 channels), tiny text stand-ins (64 / 48)
+    # the tiny CPU experiment: the tiny AutoencoderKL's 16-channel stride-4 latents (patch 1: a token
+    # per 4 x 4 px, which the learned decoder blends), tiny text stand-ins (64 / 48)
     "tiny": dict(
-        sample_size=16, patch_size=1, in_channels=48, out_channels=48, num_layers=4,
+        sample_size=16, patch_size=1, in_channels=16, out_channels=16, num_layers=4,
         attention_head_dim=32, num_attention_heads=4, joint_attention_dim=64,
         caption_projection_dim=128, pooled_projection_dim=48, pos_embed_max_size=64,
     ),
@@ -47,10 +48,10 @@ SD15_PRESETS: dict[str, dict] = {
         sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
     ),
-    # the tiny CPU stand-in: two levels (latent sides multiples of 2), the tiny experiment's 48-channel
-    # space-to-depth latents, cross-attention on the tiny CLIP-L stand-in's 32-wide states
+    # the tiny CPU stand-in: two levels (latent sides multiples of 2), the tiny experiment's 16-channel
+    # latents, cross-attention on the tiny CLIP-L stand-in's 32-wide states
     "tiny": dict(
-        sample_size=16, in_channels=48, out_channels=48, layers_per_block=1, block_out_channels=(32, 64),
+        sample_size=16, in_channels=16, out_channels=16, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
     ),
