@@ -18,6 +18,12 @@ for ``method=naive`` ("Text, Pixel") and ``method=text_latent`` ("Text, Latent")
     HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/abl_text_condition/uir \
         lqa_from=runs/tiny/lqa_finetune out=models/abl_text_condition
 
+A UIR trained without a condition (``condition=none``) runs in the same RAR loop with an all-zero
+condition (``ZeroTextAdapter``): the LQA of ``lqa_from`` still assesses and runs the stop rule::
+
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny_none/uir \
+        lqa_from=runs/tiny/lqa_finetune out=models/tiny_none
+
 The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
 ``model/<child>/weights.safetensors`` loaded on top (``init_from`` semantics); ``lqa_from`` is
 rebuilt the same way and its ``lqa`` taken. The result must hold ``autoencoder``, ``uir``, ``lqa``
@@ -42,6 +48,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from rar.lqa.text_adapter import ZeroTextAdapter
 from rar.pipeline import LoopConfig, RARPipeline
 from rar.pipeline.model_folder import write_model_folder
 from rar.training.build import build_modules, build_stage
@@ -107,6 +114,13 @@ def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", 
         if modules["lqa"] is None:
             raise ValueError(f"lqa_from={lqa_from} holds no LQA (use an lqa_finetune, uir or joint run)")
         source["lqa_from"] = str(lqa_from)
+    if cfg.get("condition") == "none":  # an unconditioned UIR: the loop's condition is all zeros, as in training
+        if "lqa" not in modules:
+            raise ValueError(f"{run_dir} is a condition=none run: give lqa_from=<a run with the LQA> for the loop's "
+                             "assessments and stop rule")
+        uir = modules["uir"]
+        modules["text_adapter"] = ZeroTextAdapter(modules["lqa"].hidden_size, int(cfg.stage.target.condition.seq_len),
+                                                  uir.joint_attention_dim, uir.pooled_projection_dim)
     if "text_adapter" not in modules:  # a text-conditioned UIR: the folder carries the text encoders instead
         if "lqa" not in modules or "conditioner" not in modules:
             raise ValueError(f"{run_dir} has modules {sorted(modules)}: a model folder needs the LQA and a text adapter "

@@ -20,7 +20,7 @@ TINY=${TINY:-runs/tiny}
 ROOT=${ROOT:-runs/ablations}
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
 [ -d "$TINY/joint/model" ] || { echo "error: $TINY/joint/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
-common=(tiny_dir=$TINY/pretrained resume=true trainer.progress=false)
+common=(tiny_dir=$TINY/pretrained autoencoder.pretrained=$TINY/autoencoder/model resume=true trainer.progress=false)
 
 train() {  # name stage init_from|- [overrides...]; resume=true skips a finished run, continues a cut one
   local name=$1 stage=$2 init=$3; shift 3
@@ -42,9 +42,9 @@ evaluate() {  # variant [eval overrides...]
 
 # Table 4 / 5: training-side variants
 train abl_noisy_flow uir $TINY/cond_align experiment=abl_noisy_flow
-train abl_noisy_flow joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow
-train abl_noisy_flow_k1 joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow iterative=false
-train abl_non_iterative joint $TINY/uir experiment=abl_non_iterative
+train abl_noisy_flow joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow joint_lqa=frozen
+train abl_noisy_flow_k1 joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow iterative=false joint_lqa=frozen
+train abl_non_iterative joint $TINY/uir experiment=abl_non_iterative joint_lqa=frozen
 train abl_pixel_lqa cond_align $TINY/lqa_finetune experiment=abl_pixel_lqa
 train abl_pixel_lqa uir runs/abl_pixel_lqa/cond_align experiment=abl_pixel_lqa
 train abl_text_condition uir - experiment=abl_text_condition

@@ -38,7 +38,7 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
   # joint trains the UIR and the text adapter only: the flow loss alone erodes the tiny LQA's
   # assessment and comparison (docs/experiments.md); the README states this deviation
-  [ "$stage" = joint ] && args+=('phases.0.trainable=[uir.*,text_adapter.*]')
+  [ "$stage" = joint ] && args+=(joint_lqa=frozen)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
   echo "[tiny] $stage done in $(( $(date +%s) - start )) s"

@@ -38,7 +38,7 @@ from rar.uir.backbones import build_sd3_transformer
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 GOLDEN = ROOT / "tests/assets/losses/joint_tiny.txt"
-TRAINABLE = tuple(OmegaConf.load(CONFIGS / "stage/joint.yaml").phases[0].trainable)
+TRAINABLE = tuple(OmegaConf.load(CONFIGS / "stage/joint.yaml").joint_trainable.train)  # the paper's joint
 
 
 @dataclass

@@ -262,3 +262,24 @@ def test_cuda_batched_equals_single_and_bf16_runs(depictqa_dir, tmp_path):
     out = half(lq)
     assert out.images.dtype == torch.float32 and torch.isfinite(out.images).all()
     assert {p.dtype for n, p in half.named_parameters() if "lora_" not in n} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("input_floor", [True, False])
+def test_an_image_that_keeps_no_round_is_its_input_or_its_reconstruction(pipe, monkeypatch, input_floor):
+    """``input_floor``: a rejected first round returns the input itself and decodes nothing for it;
+    without it (the paper's loop) the decoded ``z_lq``, which a lossy autoencoder changes."""
+    lq = torch.rand(2, 3, 30, 34, generator=torch.Generator().manual_seed(0))
+    stub = stub_pipeline(pipe, [[0.0, 1.0], [0.0]], input_floor=input_floor)  # image 0 rejected at round 1
+    decoded: list[int] = []
+    decode = stub.autoencoder.decode
+    monkeypatch.setattr(stub.autoencoder, "decode", lambda z, size=None: decoded.append(len(z)) or decode(z, size))
+    result = stub(lq)
+    assert [len(t.rounds) for t in result.trajectories] == [1, 2]
+    reconstruction = decode(stub.autoencoder.encode(lq), size=lq.shape[-2:]).clamp(0, 1)
+    assert not torch.allclose(reconstruction[0], lq[0], atol=1e-2)  # the random tiny autoencoder is lossy
+    if input_floor:
+        assert torch.equal(result.images[0], lq[0]) and decoded == [1]
+    else:
+        torch.testing.assert_close(result.images[0], reconstruction[0])
+        assert decoded == [2]
+    assert not torch.allclose(result.images[1], lq[1], atol=1e-2)

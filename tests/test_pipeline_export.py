@@ -13,6 +13,8 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from rar.baselines import NaivePipeline
+from rar.core.timing import StageClock
+from rar.lqa.text_adapter import ZeroTextAdapter
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import RARPipeline
 from rar.testing import save_tiny_autoencoder, save_tiny_sd3_text_encoders
@@ -63,16 +65,30 @@ def test_export_rebuilds_the_run_and_writes_a_loadable_folder(run_dir, tmp_path)
     assert naive(torch.rand(1, 3, 8, 8)).images.shape == (1, 3, 8, 8)
 
 
-def test_export_refuses_runs_without_the_lqa(tmp_path):
+def test_unconditioned_run_exports_as_the_zero_condition_control(run_dir, tiny_dir, tmp_path):
+    """A condition=none UIR needs an LQA (lqa_from) and then runs in the RAR loop with all-zero
+    conditions, as in its training."""
     export = load_script("export_pipeline")
     run = tmp_path / "run"
     run.mkdir()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=["stage=uir", "condition=none", f"run_dir={run}"])
+        cfg = compose("train", overrides=["stage=uir", "condition=none", f"tiny_dir={tiny_dir}", f"run_dir={run}"])
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     stage, _ = build_stage(cfg)  # a finished uir run without the LQA: its model/ holds the UIR
+    with torch.no_grad():
+        stage.uir.backbone.proj_out.weight.add_(0.01)
     ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
-    with pytest.raises(ValueError, match=r"has modules \[.autoencoder., .uir.\]: a model folder needs the LQA"):
+    with pytest.raises(ValueError, match=r"condition=none run: give lqa_from"):
         export.main([f"run_dir={run}", f"out={tmp_path / 'model'}"])
     with pytest.raises(SystemExit, match="out="):
         export.main([f"run_dir={run}"])
+
+    assert export.main([f"run_dir={run}", f"out={tmp_path / 'model'}", f"lqa_from={run_dir}", "max_rounds=2"]) == 0
+    pipe = RARPipeline.from_pretrained(tmp_path / "model")
+    assert isinstance(pipe.text_adapter, ZeroTextAdapter) and pipe.text_adapter.seq_len == 32
+    torch.testing.assert_close(pipe.uir.backbone.proj_out.weight, stage.uir.backbone.proj_out.weight)
+    cond, assessment = pipe.assess(pipe.autoencoder.encode(torch.rand(2, 3, 16, 16)), 1, 0, StageClock(pipe.device))
+    assert cond.prompt_embeds.shape == (2, 32, 64) and not cond.prompt_embeds.any() and not cond.pooled.any()
+    assert len(assessment.text) == 2  # the LQA still answers (logged, and the stop rule compares)
+    result = pipe(torch.rand(1, 3, 12, 20))
+    assert result.images.shape == (1, 3, 12, 20) and 1 <= len(result.trajectories[0].rounds) <= 2

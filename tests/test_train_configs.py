@@ -41,3 +41,10 @@ def test_joint_optimizer_is_came_with_a_cosine_schedule():
     cfg = _compose(["stage=joint", "run_dir=/tmp/unused"])
     assert cfg.optimizer._target_ == "came_pytorch.CAME"
     assert cfg.trainer.lr_scheduler == "cosine"
+
+
+def test_joint_lqa_switch_sets_what_joint_trains():
+    paper = _compose(["stage=joint", "run_dir=/tmp/unused"]).phases[0].trainable
+    frozen = _compose(["stage=joint", "joint_lqa=frozen", "run_dir=/tmp/unused"]).phases[0].trainable
+    assert list(paper) == ["uir.*", "text_adapter.*", "lqa.image_adapter.*", "lqa.llm.*lora_*"]
+    assert list(frozen) == ["uir.*", "text_adapter.*"]

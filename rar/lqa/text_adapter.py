@@ -64,3 +64,21 @@ class TextAdapter(nn.Module):
         weights = mask.to(x.dtype).unsqueeze(-1)
         mean = (x * weights).sum(1) / weights.sum(1)
         return Condition(self.proj_out(tokens), self.pooled_head(mean))
+
+
+class ZeroTextAdapter(nn.Module):
+    """The text adapter of a UIR trained without a condition (``condition=none``): it ignores the
+    LQA's answer and gives the all-zero condition that UIR saw in training
+    (:class:`rar.conditioning.sources.ZeroCondition`). In a RAR model folder it makes the control
+    "the same loop and stop rule, the assessor's words withheld from the restorer". No weights.
+
+    Args: as :class:`TextAdapter` (``llm_dim`` is checked against the LQA like a trained adapter's).
+    """
+
+    def __init__(self, llm_dim: int, seq_len: int, joint_dim: int, pooled_dim: int) -> None:
+        super().__init__()
+        self.llm_dim, self.seq_len, self.joint_dim, self.pooled_dim = llm_dim, seq_len, joint_dim, pooled_dim
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> Condition:
+        return Condition.zeros(hidden.shape[0], self.seq_len, self.joint_dim, self.pooled_dim,
+                               device=hidden.device, dtype=torch.float32)

@@ -65,7 +65,7 @@ from rar.lqa.abstractor import Abstractor
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.model import DepictQA
 from rar.lqa.pixel_encoder import PixelEncoder
-from rar.lqa.text_adapter import TextAdapter
+from rar.lqa.text_adapter import TextAdapter, ZeroTextAdapter
 from rar.pipeline.config import LoopConfig
 from rar.uir.autoencoders import KLAutoencoder, SpaceToDepthAutoencoder
 from rar.uir.backbones import SD3UIR, SD15UIR
@@ -97,6 +97,10 @@ def _text_adapter_kwargs(m: TextAdapter) -> dict:
                 nhead=layer.self_attn.num_heads, dim_feedforward=layer.linear1.out_features, dropout=layer.dropout.p)
 
 
+def _zero_text_adapter_kwargs(m: ZeroTextAdapter) -> dict:
+    return dict(llm_dim=m.llm_dim, seq_len=m.seq_len, joint_dim=m.joint_dim, pooled_dim=m.pooled_dim)
+
+
 def _linear_kwargs(m: nn.Linear) -> dict:
     return dict(in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None)
 
@@ -105,6 +109,7 @@ KWARGS: dict[type[nn.Module], Callable[[nn.Module], dict]] = {
     Abstractor: _abstractor_kwargs,
     LatentImageAdapter: _image_adapter_kwargs,
     TextAdapter: _text_adapter_kwargs,
+    ZeroTextAdapter: _zero_text_adapter_kwargs,
     nn.Linear: _linear_kwargs,
 }
 """Module class → function recovering its constructor kwargs (the classes this file can save)."""
@@ -382,6 +387,7 @@ COMPONENTS: dict[str, ComponentIO] = {
     _path(DiffusionUIR): ComponentIO(save_diffusion_uir, load_diffusion_uir),
     _path(DepictQA): ComponentIO(save_depictqa, load_depictqa),
     _path(TextAdapter): ComponentIO(save_text_adapter, load_text_adapter),
+    _path(ZeroTextAdapter): ComponentIO(save_text_adapter, load_text_adapter),
     _path(SD3TextConditioner): ComponentIO(save_sd3_text, load_sd3_text),
     _path(CLIPTextConditioner): ComponentIO(save_clip_text, load_clip_text),
 }

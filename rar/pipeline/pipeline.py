@@ -38,7 +38,7 @@ from rar.conditioning.condition import Condition
 from rar.core.timing import StageClock
 from rar.lqa.assess import assess_and_adapt
 from rar.lqa.model import Assessment, DepictQA
-from rar.lqa.text_adapter import TextAdapter
+from rar.lqa.text_adapter import TextAdapter, ZeroTextAdapter
 from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.fast_paths import FastPaths
@@ -69,7 +69,8 @@ class RARPipeline(InferencePipeline):
             noise seeded by ``config.seed``, the input image and the round, with the round's input
             latent concatenated (:mod:`rar.uir.noise`, :func:`rar.uir.round.restore_round`).
         lqa: the assessor (``assess``, ``p_better``; latent or pixel image space).
-        text_adapter: LQA answer hidden states → the UIR's :class:`Condition`.
+        text_adapter: LQA answer hidden states → the UIR's :class:`Condition` (a ``ZeroTextAdapter``
+            for a UIR trained with ``condition=none``: the control without the assessor's words).
         config: loop settings (default :class:`LoopConfig`).
     """
 
@@ -80,7 +81,7 @@ class RARPipeline(InferencePipeline):
         autoencoder: LatentAutoencoder,
         uir: UIRModel,
         lqa: DepictQA,
-        text_adapter: TextAdapter,
+        text_adapter: TextAdapter | ZeroTextAdapter,
         config: LoopConfig | None = None,
     ) -> None:
         super().__init__()

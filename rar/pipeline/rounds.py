@@ -39,7 +39,7 @@ class ActiveRounds:
 
     def changed(self) -> torch.Tensor:
         """``[B]`` bool: whether the image kept at least one round's output."""
-        return torch.tensor([any(r.accepted for r in t.rounds) for t in self.trajectories], dtype=torch.bool)
+        return torch.tensor([t.rounds_applied > 0 for t in self.trajectories], dtype=torch.bool)
 
     def current(self) -> torch.Tensor:
         """``[b, ...]`` the states of the images still in the loop."""
