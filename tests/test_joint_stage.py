@@ -22,17 +22,12 @@ from rar.lqa.abstractor import Abstractor
 from rar.lqa.factory import build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
 from rar.lqa.text_adapter import TextAdapter
+from rar.testing import build_tiny_autoencoder
 from rar.training import checkpoint as ckpt
 from rar.training.build import build_stage, run_training
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase, matching_parameters, set_trainable
 from rar.training.stages.joint import JointStage, answer_hidden
-from rar.training.stages.round_comparison import (
-    REFERENCE_METRICS,
-    comparison_batch,
-    reference_scores,
-)
-from rar.testing import build_tiny_autoencoder
 from rar.uir.backbones import build_sd3_transformer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -253,28 +248,6 @@ def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path):
     assert set(after) == set(before) and any(not torch.equal(before[k], after[k]) for k in before)
     lqa_after = load_file(tmp_path / "joint/model/lqa" / ckpt.WEIGHTS_NAME)
     assert any("lora_" in k for k in lqa_after) and any(k.startswith("image_adapter.") for k in lqa_after)
-
-
-def test_comparison_pairs_name_the_better_image_in_either_order():
-    new, old = torch.zeros(6, 2, 3, 3), torch.ones(6, 2, 3, 3)
-    new_score = torch.tensor([0.9, 0.1, 0.5, 0.5, 0.7, 0.2])
-    old_score = torch.tensor([0.1, 0.9, 0.5, 0.4, 0.2, 0.7])
-    pairs = comparison_batch(new, old, new_score, old_score, "Which?", torch.Generator().manual_seed(0))
-    assert pairs.new_is_better.tolist() == [True, False, False, True, True, False]  # a tie is "not better"
-    shown_new_as_a = pairs.image_a[:, 0, 0, 0] == 0
-    assert torch.equal(pairs.a_is_better, torch.where(shown_new_as_a, pairs.new_is_better, ~pairs.new_is_better))
-    assert shown_new_as_a.any() and (~shown_new_as_a).any()  # both orders occur
-    answers = [layout.pieces[-1][0] for layout in pairs.layouts]
-    assert all(a.startswith("Image A" if better else "Image B") for a, better in zip(answers, pairs.a_is_better.tolist()))
-
-
-def test_reference_scores_rank_closer_images_higher():
-    hq = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
-    near, far = (hq + 0.02).clamp(0, 1), (hq * 0.5 + 0.3)
-    for metric in REFERENCE_METRICS:
-        assert (reference_scores(near, hq, metric) > reference_scores(far, hq, metric)).all(), metric
-    with pytest.raises(ValueError, match="metric must be one of"):
-        reference_scores(near, hq, "lpips")
 
 
 def _labelled_batch():

@@ -6,8 +6,8 @@ UIR's condition through the text adapter.
     assessment = LQA.assess(x)                       # greedy answer + its last-layer hidden states
     c          = TextAdapter(assessment.hidden)      # no text encoder, the decoded text is only logged
 
-The RAR pipeline (every round), the ``uir`` stage's LQA condition source, the ``joint`` stage's
-rollout and the own-round rollouts of ``round_comparison`` all call :func:`assess_and_adapt`.
+The RAR pipeline (every round), the ``uir`` stage's LQA condition source and the ``joint``
+stage's rollout all call :func:`assess_and_adapt`.
 """
 
 from __future__ import annotations

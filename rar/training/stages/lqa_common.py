@@ -1,5 +1,5 @@
 """Pieces shared by the stages that train the LQA (``iqa_pretrain``, ``lqa_align``, ``lqa_finetune``,
-``cond_align``, and the assessment terms of ``joint`` and ``lqa_compare``)."""
+``cond_align``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from collections.abc import Callable
 import torch
 from accelerate import PartialState
 
-from rar.data.batch import RestorationSample
-from rar.lqa.datasets import IQARecords, LQASample, collate_lqa
+from rar.lqa.datasets import LQASample
 from rar.lqa.evaluation import evaluate_lqa
 from rar.lqa.model import DepictQA, ImageSpace
-from rar.uir.autoencoders import LatentAutoencoder
 
 
 def save_tokenizer(lqa: DepictQA, folder: str | pathlib.Path | None) -> None:
@@ -51,23 +49,3 @@ def validate_lqa(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "lqa.json").write_text(json.dumps(values | {"n_identify": acc.n_identify, "n_compare": acc.n_compare}))
     return values
-
-
-def assessment_loss(
-    autoencoder: LatentAutoencoder, lqa: DepictQA, records: IQARecords, batch, lq: torch.Tensor, hq: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """DepictQA's answer loss (latent path) on one record per example of a restoration batch:
-    identification of the degraded crop or a comparison with a cleaner version of it, drawn by
-    ``records`` from the global torch RNG (whose state Accelerate's checkpoints save). Runs in
-    the LQA's current mode; ``batch`` must carry the degradation ``labels`` (a RestorationBatch)."""
-    labels = getattr(batch, "labels", None)
-    if labels is None:
-        raise ValueError("the assessment loss needs batches with degradation labels (a RestorationBatch)")
-    names = getattr(batch, "names", None) or ["sample"] * len(labels)
-    drawn = [records.draw(RestorationSample(lq[i], hq[i], labels[i], names[i], ""), f"{names[i]}-{i}")
-             for i in range(len(labels))]
-    qa = collate_lqa(drawn)
-    with torch.no_grad():
-        z = autoencoder.encode(qa.images.to(lq.device))
-    out = lqa(qa.layouts, z, space="latent")
-    return out.loss, {"loss_qa": float(out.loss.detach()), "qa_token_acc": float(out.accuracy)}
