@@ -39,7 +39,9 @@ from rar.utils.image_io import load_image
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="stop_accuracy")
 def main(cfg: DictConfig) -> None:
-    benchmark = as_benchmark(cfg.benchmark.name, instantiate(cfg.benchmark.set))
+    loaded = instantiate(cfg.benchmark.set)
+    benchmark = as_benchmark(cfg.benchmark.name, loaded)
+    degradations = {str(item.lq): item.degradations for item in getattr(loaded, "items", [])}  # a manifest's labels
     suite = MetricSuite([cfg.metric], device=cfg.device)
     pipe = RARPipeline.from_pretrained(cfg.model, device=cfg.device)
     scores, p_better, records, named = [], [], [], []
@@ -49,13 +51,13 @@ def main(cfg: DictConfig) -> None:
         row = torch.tensor([suite.score(image, hq, item.key)[cfg.metric] for image in audit.images])
         scores.append(row)
         p_better.append(audit.p_better)
-        truth = truth_categories(item.degradations)
-        hits = [bool(categories(phrase_set(text)) & truth) for text in audit.texts]
+        truth = truth_categories(degradations.get(str(item.lq), ()))
+        hits = [bool(categories(phrase_set(text)) & truth) for text in audit.texts] if truth else []
         named += hits
         records.append({"key": item.key, cfg.metric: row.tolist(), "p_better": audit.p_better.tolist(),
                         "texts": audit.texts, "names_a_present_degradation": hits})
     summary = stop_accuracy(scores, p_better, float(cfg.threshold))
-    labels_present = sum(named) / len(named)
+    labels_present = sum(named) / len(named) if named else float("nan")
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stop_accuracy.json").write_text(json.dumps(
