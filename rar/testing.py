@@ -14,7 +14,7 @@
   pipeline, same code path as a trained model: the LQA loads the tiny "pretrained" LLaMA/CLIP
   folders written by :func:`rar.lqa.tiny.save_tiny_depictqa` through
   :func:`rar.lqa.factory.build_depictqa`; the UIR is the ``tiny`` SD3 preset (optionally
-  shallower); the autoencoder is space-to-depth ×4::
+  shallower); the autoencoder is a random :data:`rar.uir.autoencoders.TINY_VAE` (:func:`build_tiny_autoencoder`)::
 
     HF_HUB_OFFLINE=1 python -c "from rar.testing import save_tiny_rar_model; save_tiny_rar_model('runs/tiny_random_rar')"
 """

@@ -34,7 +34,7 @@ class LatentImageAdapter(nn.Module):
     """Latents ``[B, C, h, w]`` (any ``h, w``) → image tokens ``[B, num_queries, out_dim]``.
 
     Args:
-        latent_channels: ``C`` (16 for SD3.5's VAE, 48 for the tiny space-to-depth autoencoder).
+        latent_channels: ``C`` (16 for SD3.5's VAE and the tiny experiment's AutoencoderKL).
         out_dim: token width; must equal the pixel path's abstractor width (CLIP hidden size).
         num_queries: tokens per image (the abstractor's query count).
         width: internal width.

@@ -1,6 +1,6 @@
 """Image sizes the pipeline accepts: pad to the pipeline's stride, crop back afterwards.
 
-The stride is the autoencoder's (4 for space-to-depth, 8 for a VAE) times the backbone's latent
+The stride is the autoencoder's (4 for the tiny AutoencoderKL, 8 for SD3.5's VAE) times the backbone's latent
 multiple (SD3: its patch size; SD1.5's UNet: 2 ** (down blocks - 1)). SD3's position table also
 caps the latent grid (``pos_embed_max_size`` patches per side): larger inputs are an error that
 names the largest image side the model takes.

@@ -1,7 +1,7 @@
 """Restoring images larger than the UIR's position table: overlapping tiles in latent space.
 
-The image is encoded once and decoded once, whole (the autoencoder is convolutional or
-space-to-depth; it has no size limit). Only the rounds are tiled: the latent is cut into
+The image is encoded once and decoded once, whole (the autoencoder is convolutional; it has
+no size limit). Only the rounds are tiled: the latent is cut into
 overlapping tiles no larger than the backbone takes, and every round of
 :meth:`rar.pipeline.RARPipeline.forward` runs on all tiles of the active images as one batch::
 
