@@ -25,7 +25,7 @@ from PIL import Image
 from rar.degradations import degrade
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig
-from rar.testing import build_tiny_rar_pipeline
+from rar.testing import build_tiny_rar_pipeline, save_tiny_autoencoder
 from rar.training import checkpoint as ckpt
 from rar.utils.cli_errors import one_line_errors
 from rar.utils.image_io import save_image
@@ -108,6 +108,12 @@ def init_from_wrong_stage(ctx: Ctx) -> int:
     ckpt.save_tensors({"w": torch.zeros(2)}, other / "model" / "lqa" / ckpt.WEIGHTS_NAME)
     ckpt.write_meta(other, stage="lqa_align")
     return _train(ctx, "r", f"init_from={other}")
+
+
+def init_from_another_autoencoder(ctx: Ctx) -> int:
+    assert _train(ctx, "first") == 0
+    other = save_tiny_autoencoder(ctx.work / "other_autoencoder", seed=1)
+    return _train(ctx, "r", f"init_from={ctx.work / 'first'}", f"autoencoder.pretrained={other}")
 
 
 def init_from_corrupt_weights(ctx: Ctx) -> int:
@@ -306,6 +312,9 @@ CASES = [
      "'Repo id must be in the form'; folder locked"),
     ("train init_from a run of another stage", init_from_wrong_stage, 2,
      r"init_from=.*\(a 'lqa_align' run\) holds weights for \['lqa'\], none of this stage's modules", "0 tensors, exit 0"),
+    ("train init_from a run on another autoencoder", init_from_another_autoencoder, 2,
+     r"init_from=.* was trained on another autoencoder \(pretrained: .*pass autoencoder.pretrained=",
+     "trained on in another latent space, exit 0"),
     ("train init_from corrupt weights", init_from_corrupt_weights, 2,
      r"model/uir/weights.safetensors: not a readable safetensors file", "traceback without the file"),
     ("train interrupted by SIGTERM", interrupted_run_exits_nonzero, 143, r"interrupted: checkpointed", "exit 0"),

@@ -43,8 +43,31 @@ def stage_target(cfg: DictConfig) -> DictConfig:
     return cfg.stage.target
 
 
+def check_init_autoencoder(cfg: DictConfig) -> None:
+    """Refuse ``init_from`` a run that encoded with another autoencoder: its weights live in that
+    run's latent space (e.g. a tiny stage started without ``autoencoder.pretrained=`` of the
+    trained ``stage=autoencoder`` run)."""
+    init = cfg.get("init_from")
+    config_file = pathlib.Path(init) / "config.yaml" if init else None
+    if config_file is None or not config_file.is_file() or "autoencoder" not in cfg:
+        return
+    before = OmegaConf.load(config_file).get("autoencoder")
+    if before is None:
+        return
+    keys = ("_target_", "pretrained", "subfolder", "factor")
+    now = OmegaConf.to_container(cfg.autoencoder, resolve=True)
+    before = OmegaConf.to_container(before, resolve=True)
+    differ = {k: (before.get(k), now.get(k)) for k in keys if before.get(k) != now.get(k)}
+    if differ:
+        detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differ.items())
+        hint = f"; pass autoencoder.pretrained={before['pretrained']}" if "pretrained" in differ else ""
+        raise ValueError(f"init_from={init} was trained on another autoencoder ({detail}): its weights live in "
+                         f"that latent space{hint}")
+
+
 def build_stage(cfg: DictConfig) -> tuple[Stage, set[str]]:
     """Build the stage with its modules; load ``init_from`` on top. Returns (stage, loaded keys)."""
+    check_init_autoencoder(cfg)
     modules = build_modules(cfg, list(cfg.stage.modules))
     stage = hydra.utils.instantiate(stage_target(cfg), _convert_="all")(**modules)
     if not isinstance(stage, Stage):
