@@ -40,7 +40,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from rar.core.outputs import STAGES
 from rar.lqa.tiny import save_tiny_depictqa
-from rar.testing import save_tiny_autoencoder
 from rar.perf.degradations import bench_degradations
 from rar.perf.inference import bench_inference
 from rar.perf.training import REQUIRED_MODULES, bench_training, largest_batch
@@ -48,6 +47,7 @@ from rar.pipeline.config import LoopConfig
 from rar.pipeline.model_folder import parse_dtype
 from rar.pipeline.pipeline import RARPipeline
 from rar.pipeline.tiling import Tiling
+from rar.testing import save_tiny_autoencoder
 
 log = logging.getLogger("bench")
 PARTS = ("inference", "training", "degradations")

@@ -19,7 +19,11 @@ import argparse
 import pathlib
 
 from rar.lqa.tiny import save_tiny_depictqa
-from rar.testing import save_tiny_autoencoder, save_tiny_clip_text_encoder, save_tiny_sd3_text_encoders
+from rar.testing import (
+    save_tiny_autoencoder,
+    save_tiny_clip_text_encoder,
+    save_tiny_sd3_text_encoders,
+)
 
 
 def make_tiny_models(out: pathlib.Path, seed: int = 0) -> pathlib.Path:

@@ -17,8 +17,15 @@ from rar.lqa.abstractor import Abstractor
 from rar.lqa.datasets import LQASample, SyntheticIQADataset, collate_lqa
 from rar.lqa.factory import build_depictqa
 from rar.lqa.image_adapter import LatentImageAdapter
-from rar.lqa.prompts import COMPARE_QUESTION, COMPARE_TASK, SINGLE_Q_TAIL, Turn, build_layout
+from rar.lqa.prompts import (
+    COMPARE_QUESTION,
+    COMPARE_TASK,
+    SINGLE_Q_TAIL,
+    Turn,
+    build_layout,
+)
 from rar.lqa.text_adapter import TextAdapter
+from rar.testing import build_tiny_autoencoder
 from rar.training.build import build_stage
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase
@@ -26,7 +33,6 @@ from rar.training.stages.cond_align import CondAlignStage
 from rar.training.stages.iqa_pretrain import IQAPretrainStage
 from rar.training.stages.lqa_align import LQAAlignStage
 from rar.training.stages.lqa_finetune import LQAFinetuneStage
-from rar.testing import build_tiny_autoencoder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from torch import nn
 from helpers import spy
+from torch import nn
 from transformers import CLIPTextModelWithProjection, T5EncoderModel
 
 from rar.conditioning.sd3_text import SD3TextConditioner
@@ -19,7 +19,12 @@ from rar.lqa.model import Assessment, Comparison
 from rar.lqa.prompts import COMPARE_QUESTION, IDENTIFY_QUESTION, SINGLE_Q_TAIL
 from rar.lqa.tiny import save_tiny_depictqa
 from rar.pipeline import LoopConfig, RARPipeline
-from rar.pipeline.prompts import COMPARE_PROMPTS, IDENTIFY_PROMPTS, comparison_question, identification_question
+from rar.pipeline.prompts import (
+    COMPARE_PROMPTS,
+    IDENTIFY_PROMPTS,
+    comparison_question,
+    identification_question,
+)
 from rar.testing import build_tiny_rar_pipeline
 
 

@@ -7,7 +7,13 @@ import torch
 from diffusers import SD3Transformer2DModel
 
 from rar.conditioning.condition import Condition
-from rar.uir.backbones import SD3_PRESETS, SD3UIR, SD15UIR, build_sd3_transformer, build_sd15_unet
+from rar.uir.backbones import (
+    SD3_PRESETS,
+    SD3UIR,
+    SD15UIR,
+    build_sd3_transformer,
+    build_sd15_unet,
+)
 
 SMALL_SD3 = dict(
     SD3_PRESETS["tiny"], num_layers=2, attention_head_dim=16, num_attention_heads=2, caption_projection_dim=32

@@ -14,12 +14,11 @@ from safetensors.torch import load_file
 
 from rar.conditioning.sd3_text import build_sd3_text_conditioner
 from rar.conditioning.sources import TextCondition, ZeroCondition
-from rar.testing import save_tiny_sd3_text_encoders
+from rar.testing import build_tiny_autoencoder, save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.loop import TrainConfig, train
 from rar.training.phases import Phase
 from rar.training.stages.uir import UIRStage, psnr
-from rar.testing import build_tiny_autoencoder
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 from rar.uir.backbones import build_sd3_transformer
 from rar.uir.flow import NoisyConditionalPath
