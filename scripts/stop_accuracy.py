@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from rar.eval.benchmark import as_benchmark
 from rar.eval.lqa_accuracy import categories, truth_categories
-from rar.eval.metrics import MetricSuite
+from rar.eval.metrics import MetricSuite, match_reference_size
 from rar.eval.stop_accuracy import stop_accuracy
 from rar.lqa.evaluation import phrase_set
 from rar.pipeline import RARPipeline
@@ -46,8 +46,10 @@ def main(cfg: DictConfig) -> None:
     pipe = RARPipeline.from_pretrained(cfg.model, device=cfg.device)
     scores, p_better, records, named = [], [], [], []
     for item in benchmark.items:
-        (audit,) = own_rounds(pipe, load_image(item.lq)[None], rounds=int(cfg.rounds))
-        hq = load_image(item.hq)
+        lq, hq = load_image(item.lq), load_image(item.hq)
+        if cfg.upscale_inputs:  # a 1/4-size input brought to the reference size first, as eval's upscale_inputs
+            lq = match_reference_size(lq, tuple(hq.shape[-2:]), item.key)
+        (audit,) = own_rounds(pipe, lq[None], rounds=int(cfg.rounds))
         row = torch.tensor([suite.score(image, hq, item.key)[cfg.metric] for image in audit.images])
         scores.append(row)
         p_better.append(audit.p_better)

@@ -20,6 +20,14 @@ def _variant(root: Path, name: str, psnr: float, ssim: float, combination_ssim: 
             "combination,images,psnr,ssim\n" + "".join(f"{c},3,{psnr},{s}\n" for c, s in rows.items()))
 
 
+def _answers(root: Path, labels: dict[str, list[str]]):
+    """The rar eval's images.jsonl: per combination, the answers of the rounds it ran."""
+    for group in "ABC":
+        (root / "rar" / group / "images.jsonl").write_text("".join(
+            json.dumps({"key": f"{c}/x.png", "combination": c, "labels": answers}) + "\n"
+            for c, answers in labels.items()))
+
+
 def _stop(root: Path, share: float):
     for group in "ABC":
         (root / "stop" / group).mkdir(parents=True)
@@ -33,7 +41,8 @@ def test_every_check_holds_on_a_good_model(tmp_path):
     _variant(tmp_path, "rounds_3", 17.0, 0.50)
     _variant(tmp_path, "lqa_uir", 18.5, 0.58)
     _variant(tmp_path, "none_uir", 18.2, 0.57)
-    _stop(tmp_path, 0.8)
+    _answers(tmp_path, {"noise+haze": ["Haze, noise", "Noise"], "rain+dark": ["Rain"]})
+    _stop(tmp_path, 0.5)  # forced rounds: shown, not checked
     table, checks = quality_bar(tmp_path)
     assert [c.passed for c in checks] == [True] * 6, table
     assert "| rar | 19.00 / 0.6000" in table
@@ -45,8 +54,10 @@ def test_each_failure_is_reported(tmp_path):
     _variant(tmp_path, "rounds_1", 18.8, 0.56)
     _variant(tmp_path, "lqa_uir", 18.5, 0.57)
     _variant(tmp_path, "none_uir", 18.6, 0.56)  # higher PSNR: the control wins
-    _stop(tmp_path, 0.6)
+    _answers(tmp_path, {"noise+haze": ["Haze", "Rain"], "rain+dark": ["Noise, jpeg compression artifact"]})
+    _stop(tmp_path, 0.9)
     table, checks = quality_bar(tmp_path)  # rounds_3 not run
     assert [c.passed for c in checks] == [False] * 6, table
     assert "worst A:rain+dark -0.0300" in checks[-1].detail
+    assert checks[4].detail.startswith("A 33%, B 33%, C 33%; every one of 3 forced rounds (stop/): A 90%")
     assert "| rounds_3 | not run" in table
