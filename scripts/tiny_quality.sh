@@ -8,7 +8,8 @@
 #   python scripts/prepare_data.py task=build build.seed=1 build.out=runs/benchmarks_seed1
 #   BENCH=runs/benchmarks_seed1 OUT=runs/quality/seed1 bash scripts/tiny_quality.sh   # another seed
 #
-# Trains the condition=none control once (runs/tiny_none/uir, resumable); finished evaluations are kept.
+# Trains the condition=none control once (NONE=runs/tiny_none; EXTRA: overrides for its training, e.g.
+# the data source of a variant's uir stage), resumable; finished evaluations are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -16,15 +17,17 @@ TINY=${TINY:-runs/tiny}
 MODEL=${MODEL:-models/tiny}
 BENCH=${BENCH:-data/benchmarks/samples}
 OUT=${OUT:-runs/quality/seed0}
+NONE=${NONE:-runs/tiny_none}
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
 [ -d "$TINY/joint/model" ] || { echo "error: $TINY/joint/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
 # the control: the uir stage with condition=none, as many UIR steps as the LQA-conditioned uir stage
-$PY scripts/train.py stage=uir condition=none experiment=tiny name=tiny_none tiny_dir=$TINY/pretrained \
-    autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=runs/tiny_none/uir resume=true trainer.progress=false
+# shellcheck disable=SC2086
+$PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "$NONE")" tiny_dir=$TINY/pretrained \
+    autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false ${EXTRA:-}
 [ -d "$TINY/exported/lqa_uir" ] || $PY scripts/export_pipeline.py run_dir=$TINY/uir out=$TINY/exported/lqa_uir
-[ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=runs/tiny_none/uir lqa_from=$TINY/uir \
+[ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/uir \
     out=$TINY/exported/none_uir
 
 evaluate() {  # variant [eval overrides...]: the three groups into $OUT/<variant>/<group>
