@@ -29,7 +29,8 @@ from rar.eval.lqa_accuracy import accuracy_markdown, evaluate_assessor
 @hydra.main(version_base="1.3", config_path="../configs", config_name="lqa_accuracy")
 def main(cfg: DictConfig) -> None:
     benchmark_set = instantiate(cfg.benchmark.set)
-    rows = [evaluate_assessor(instantiate(spec), benchmark_set, include_clean=cfg.include_clean, device=cfg.device)
+    rows = [evaluate_assessor(instantiate(spec), benchmark_set, include_clean=cfg.include_clean, device=cfg.device,
+                               upscale_inputs=cfg.upscale_inputs)
             for spec in cfg.assessors.values()]
     table = accuracy_markdown(rows)
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)

@@ -134,11 +134,12 @@ def score_identification(predicted: Sequence[frozenset[str]], truth: Sequence[fr
 
 @torch.no_grad()
 def evaluate_assessor(assessor: Assessor, benchmark_set: BenchmarkSet, include_clean: bool = True,
-                      device: torch.device | str = "cpu") -> AssessorAccuracy:
+                      device: torch.device | str = "cpu", upscale_inputs: bool = False) -> AssessorAccuracy:
     """Score ``assessor`` on every item of ``benchmark_set`` (see the module docstring).
 
     Images go one at a time (benchmark images differ in size); a low-resolution LQ (exactly 1/4
-    of its reference) is brought to the reference size for the comparison, as the harness does.
+    of its reference) is brought to the reference size for the comparison, as the harness does,
+    and for the identification too with ``upscale_inputs`` (the eval option of that name).
     """
     items = [item for item in benchmark_set.items if item.degradations]
     if not items:
@@ -148,7 +149,8 @@ def evaluate_assessor(assessor: Assessor, benchmark_set: BenchmarkSet, include_c
     hits = asked = 0
     for item in items:
         lq, hq = load_image(item.lq), load_image(item.hq)
-        cases = [(lq, truth_categories(item.degradations))]
+        lq_full = match_reference_size(lq, tuple(hq.shape[-2:]), str(item.lq))
+        cases = [(lq_full if upscale_inputs else lq, truth_categories(item.degradations))]
         if include_clean and item.hq not in clean_done:
             clean_done.add(item.hq)
             cases.append((hq, frozenset()))
@@ -156,7 +158,6 @@ def evaluate_assessor(assessor: Assessor, benchmark_set: BenchmarkSet, include_c
             predicted.append(categories(assessor.identify(image[None].to(device))[0]))
             truth.append(true)
         if assessor.compare is not None:
-            lq_full = match_reference_size(lq, tuple(hq.shape[-2:]), str(item.lq))
             p = assessor.compare(torch.stack([hq, lq_full]).to(device), torch.stack([lq_full, hq]).to(device))
             hits += int(p[0] > 0.5) + int(p[1] < 0.5)
             asked += 2
