@@ -1,0 +1,55 @@
+"""Choose the stop rule's threshold on the model's own rounds: ``python scripts/calibrate_stop.py model=DIR``.
+
+Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset`; not
+the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
+against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
+threshold whose rule scores best. Writes ``stop_calibration.json`` (the table) into the model
+folder and, with ``write=true``, the threshold into its ``rar_config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from rar.data.batch import collate_samples
+from rar.eval.calibration import choose_threshold
+from rar.eval.metrics import MetricSuite
+from rar.pipeline import RARPipeline
+from rar.pipeline.config import LoopConfig
+from rar.pipeline.model_folder import LOOP_CONFIG_NAME
+from rar.pipeline.round_audit import own_rounds
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate_stop")
+def main(cfg: DictConfig) -> None:
+    folder = Path(cfg.model)
+    pipe = RARPipeline.from_pretrained(folder, device=cfg.device)
+    suite = MetricSuite([cfg.metric], device=cfg.device)
+    data = DataLoader(instantiate(cfg.data), batch_size=int(cfg.batch_size), collate_fn=collate_samples)
+    scores, p_better = [], []
+    for batch in data:
+        for audit, hq in zip(own_rounds(pipe, batch.lq, rounds=int(cfg.rounds)), batch.hq, strict=True):
+            scores.append(torch.tensor([suite.score(image, hq, "crop")[cfg.metric] for image in audit.images]))
+            p_better.append(audit.p_better)
+    choice = choose_threshold(scores, p_better, list(cfg.thresholds))
+    report = {"model": str(folder), "metric": cfg.metric, "rounds": int(cfg.rounds),
+              "data": OmegaConf.to_container(cfg.data, resolve=True), **asdict(choice)}
+    (folder / "stop_calibration.json").write_text(json.dumps(report, indent=1) + "\n")
+    if cfg.write:
+        config_path = folder / LOOP_CONFIG_NAME
+        LoopConfig.load(config_path).replace(threshold=choice.threshold).save(config_path)
+    print(f"{folder}: threshold {choice.threshold} ({'written' if cfg.write else 'not written'}); "
+          f"{cfg.metric} of the rule per threshold: " + ", ".join(f"{t:g} {v:.4f}" for t, v in choice.policy.items())
+          + f"; input {choice.input:.4f}, perfect rule {choice.oracle:.4f}, {choice.images} crops")
+
+
+if __name__ == "__main__":
+    main()

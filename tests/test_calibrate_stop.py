@@ -1,0 +1,48 @@
+"""The stop threshold chosen on the model's own rounds: the choice by hand, and the script on a tiny folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rar.eval.calibration import choose_threshold
+from rar.pipeline import LoopConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_choose_threshold_by_hand():
+    # image 1: round 1 helps (p 0.95), round 2 hurts (p 0.85); image 2: round 1 hurts (p 0.8)
+    scores = [torch.tensor([0.5, 0.6, 0.4]), torch.tensor([0.7, 0.6, 0.65])]
+    p = [torch.tensor([0.95, 0.85]), torch.tensor([0.8, 0.9])]
+    got = choose_threshold(scores, p, [0.5, 0.9, 0.99])
+    # 0.5 accepts everything: (0.4 + 0.65) / 2; 0.9 keeps round 1 of image 1 only: (0.6 + 0.7) / 2; 0.99 none
+    assert got.policy == pytest.approx({0.5: 0.525, 0.9: 0.65, 0.99: 0.6})
+    assert got.threshold == 0.9 and got.images == 2 and got.oracle == pytest.approx(0.65)
+    # a tie goes to the threshold nearest the paper's 0.5
+    assert choose_threshold(scores, p, [0.96, 0.99, 0.0, 0.3]).threshold == 0.96
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        choose_threshold(scores, p, [1.5])
+
+
+def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):
+    from rar.testing import save_tiny_rar_model
+
+    model = save_tiny_rar_model(tmp_path / "model", LoopConfig(max_rounds=1, steps_per_round=1))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    command = [sys.executable, str(REPO / "scripts" / "calibrate_stop.py"), f"model={model}", "rounds=2",
+               "data.length=4", "data.crop_size=32", "batch_size=2", "thresholds=[0.0,1.0]", f"hydra.run.dir={tmp_path}/run"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((model / "stop_calibration.json").read_text())
+    assert report["images"] == 4 and set(report["policy"]) == {"0.0", "1.0"}
+    best = max(report["policy"], key=report["policy"].get)
+    assert report["threshold"] == float(best)
+    config = LoopConfig.load(model / "rar_config.json")
+    assert config.threshold == report["threshold"] and config.max_rounds == 1  # the other settings are kept
