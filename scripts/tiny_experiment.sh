@@ -46,4 +46,9 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   prev=$stage
 done
 $PY scripts/export_pipeline.py run_dir=$RUNS/joint out=$OUT overwrite=true
+# 3. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
+#    (docs/experiments.md: the tiny comparator's p_better on the restorer's outputs is not centred on 0.5)
+start=$(date +%s)
+$PY scripts/calibrate_stop.py model=$OUT
+echo "[tiny] calibrate_stop done in $(( $(date +%s) - start )) s"
 echo "[tiny] model folder written to $OUT"

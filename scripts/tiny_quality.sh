@@ -29,6 +29,10 @@ $PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "
 [ -d "$TINY/exported/lqa_uir" ] || $PY scripts/export_pipeline.py run_dir=$TINY/uir out=$TINY/exported/lqa_uir
 [ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/uir \
     out=$TINY/exported/none_uir
+# each control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)
+for control in lqa_uir none_uir; do
+  [ -f "$TINY/exported/$control/stop_calibration.json" ] || $PY scripts/calibrate_stop.py model=$TINY/exported/$control
+done
 
 evaluate() {  # variant [eval overrides...]: the three groups into $OUT/<variant>/<group>
   local variant=$1; shift
