@@ -43,5 +43,5 @@ def choose_threshold(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Te
     results = {float(t): stop_accuracy(scores, p_better, float(t)) for t in candidates}
     policy = {t: r.policy for t, r in results.items()}
     best = max(policy, key=lambda t: (round(policy[t], 12), -abs(t - PAPER_THRESHOLD)))
-    any_result = results[best]
-    return ThresholdChoice(best, policy, any_result.input, any_result.oracle, any_result.images)
+    chosen = results[best]
+    return ThresholdChoice(best, policy, chosen.input, chosen.oracle, chosen.images)

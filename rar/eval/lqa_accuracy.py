@@ -21,6 +21,7 @@ towards false positives only); macro F1 is their mean over the categories presen
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def accuracy_markdown(rows: Sequence[AssessorAccuracy]) -> str:
     head = ["assessor", *(f"{c} P/R/F1" for c in cats), "macro F1", "exact", "comparison", "images", "pairs"]
 
     def num(v: float | None) -> str:
-        return "–" if v is None or v != v else f"{v:.2f}"
+        return "–" if v is None or math.isnan(v) else f"{v:.2f}"
 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:

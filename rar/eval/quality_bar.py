@@ -13,7 +13,8 @@ and checks: RAR beats the input in PSNR and SSIM in every group; RAR's SSIM is a
 1 and of 3 fixed rounds in every group; the LQA-conditioned restorer beats the unconditioned one
 (mean PSNR and SSIM over the groups); at least 70% of the per-round answers name a degradation the
 image has (the answers of the rounds RAR ran, from the ``rar`` eval's ``images.jsonl``; the
-share over 3 forced rounds from ``stop/`` is shown beside it); no combination's mean SSIM is more than 0.02 below its input's.
+share over 3 forced rounds from ``stop/`` is shown beside it); no combination's mean SSIM is more
+than 0.02 below its input's.
 """
 
 from __future__ import annotations
