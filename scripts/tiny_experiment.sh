@@ -38,8 +38,10 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
         trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model)
   [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
-  # joint trains the UIR and the text adapter only: the flow loss alone erodes the tiny LQA's
-  # assessment and comparison (docs/experiments.md); the README states this deviation
+  # after cond_align only the UIR trains: the text adapter keeps speaking the conditioner's language
+  # (trained with the UIR it passes image content instead of the answer), and the flow loss alone
+  # erodes the tiny LQA's assessment and comparison (docs/experiments.md); the README states both
+  [ "$stage" = uir ] && args+=(text_adapter_uir=frozen)
   [ "$stage" = joint ] && args+=(joint_lqa=frozen)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
