@@ -41,15 +41,15 @@ evaluate() {  # variant [eval overrides...]
 }
 
 # Table 4 / 5: training-side variants
-train abl_noisy_flow uir $TINY/cond_align experiment=abl_noisy_flow text_adapter_uir=frozen
+train abl_noisy_flow uir $TINY/cond_align experiment=abl_noisy_flow condition=lqa_frozen_adapter
 train abl_noisy_flow joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow joint_lqa=frozen
 train abl_noisy_flow_k1 joint runs/abl_noisy_flow/uir experiment=abl_noisy_flow iterative=false joint_lqa=frozen
 train abl_non_iterative joint $TINY/uir experiment=abl_non_iterative joint_lqa=frozen
 train abl_pixel_lqa cond_align $TINY/lqa_finetune experiment=abl_pixel_lqa
-train abl_pixel_lqa uir runs/abl_pixel_lqa/cond_align experiment=abl_pixel_lqa text_adapter_uir=frozen
+train abl_pixel_lqa uir runs/abl_pixel_lqa/cond_align experiment=abl_pixel_lqa condition=lqa_frozen_adapter
 train abl_text_condition uir - experiment=abl_text_condition
 train abl_sd15_tiny cond_align $TINY/lqa_finetune experiment=abl_sd15_tiny
-train abl_sd15_tiny uir runs/abl_sd15_tiny/cond_align experiment=abl_sd15_tiny text_adapter_uir=frozen
+train abl_sd15_tiny uir runs/abl_sd15_tiny/cond_align experiment=abl_sd15_tiny condition=lqa_frozen_adapter
 
 export_model runs/abl_noisy_flow/joint models/abl_noisy_flow
 export_model runs/abl_noisy_flow_k1/joint models/abl_noisy_flow_k1

@@ -41,7 +41,7 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   # after cond_align only the UIR trains: the text adapter keeps speaking the conditioner's language
   # (trained with the UIR it passes image content instead of the answer), and the flow loss alone
   # erodes the tiny LQA's assessment and comparison (docs/experiments.md); the README states both
-  [ "$stage" = uir ] && args+=(text_adapter_uir=frozen)
+  [ "$stage" = uir ] && args+=(condition=lqa_frozen_adapter)
   [ "$stage" = joint ] && args+=(joint_lqa=frozen)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
