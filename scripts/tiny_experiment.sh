@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The tiny experiment end to end on CPU: every stage in order, each starting from the previous
 # stage's run directory, then the model folder the README's main command evaluates, with its stop
-# threshold calibrated. 34.5 minutes on 2 idle cores from scratch (docs/experiments.md: stage times;
-# the run reproduced the committed models/tiny bit for bit).
+# threshold calibrated. About half an hour on 2 idle cores from scratch (docs/experiments.md: stage times).
 #
 #   bash scripts/tiny_experiment.sh                  # runs/tiny/<stage>/, then models/tiny/
 #   NAME=tiny2 OUT=models/tiny2 bash scripts/tiny_experiment.sh   # another copy
