@@ -32,7 +32,7 @@ echo "[tiny] autoencoder done in $(( $(date +%s) - start )) s"
 
 # 2. the method's stages, each from the previous one
 prev=""
-for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint compare_own; do
+for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
   start=$(date +%s)
   args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
         trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model)
@@ -42,14 +42,12 @@ for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint compare_ow
   # erodes the tiny LQA's assessment and comparison (docs/experiments.md); the README states both
   [ "$stage" = uir ] && args+=(condition=lqa_frozen_adapter)
   [ "$stage" = joint ] && args+=(joint_lqa=frozen)
-  # ours: the stop rule's comparison adapter learns from the restorer's own rounds (4 crops x 3 rounds a step)
-  [ "$stage" = compare_own ] && args+=(trainer.batch_size=4)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
   echo "[tiny] $stage done in $(( $(date +%s) - start )) s"
   prev=$stage
 done
-$PY scripts/export_pipeline.py run_dir=$RUNS/compare_own out=$OUT overwrite=true
+$PY scripts/export_pipeline.py run_dir=$RUNS/joint out=$OUT overwrite=true
 # 3. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
 #    (docs/experiments.md: the tiny comparator's p_better on the restorer's outputs is not centred on 0.5)
 start=$(date +%s)

@@ -25,7 +25,7 @@ from transformers import (
 
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.image_adapter import LatentImageAdapter
-from rar.lqa.model import COMPARE_ADAPTER, DepictQA, ImageSpace
+from rar.lqa.model import DepictQA, ImageSpace
 from rar.lqa.pixel_encoder import PixelEncoder
 from rar.utils.paths import pretrained_source
 
@@ -46,11 +46,8 @@ def assemble_depictqa(
     max_image_size: int | None = None,
     max_new_tokens: int = 24,
     prefix_cache: bool = True,
-    compare_adapter: bool = False,
 ) -> DepictQA:
-    """Put built parts together: wrap the LLM with LoRA (``lora_r=None``: none), add the projector;
-    ``compare_adapter``: a second LoRA adapter of the same shape for :meth:`DepictQA.p_better`
-    (:data:`rar.lqa.model.COMPARE_ADAPTER`, trained by the ``compare_own`` stage)."""
+    """Put built parts together: wrap the LLM with LoRA (``lora_r=None``: none), add the projector."""
     if clip is not None:
         clip.requires_grad_(False)
         if clip.config.hidden_size != abstractor.hidden_dim:
@@ -59,10 +56,6 @@ def assemble_depictqa(
         config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora_r, lora_alpha=lora_alpha,
                             lora_dropout=lora_dropout, target_modules=list(lora_targets))
         llm = get_peft_model(llm, config)
-        if compare_adapter:
-            llm.add_adapter(COMPARE_ADAPTER, config)
-    elif compare_adapter:
-        raise ValueError("compare_adapter=true needs LoRA on the LLM (lora_r is null)")
     vision_proj = nn.Linear(abstractor.hidden_dim, llm.config.hidden_size)
     return DepictQA(
         llm=llm, tokenizer=tokenizer, abstractor=abstractor, vision_proj=vision_proj,
@@ -86,7 +79,6 @@ def build_depictqa(
     max_image_size: int | None = None,
     max_new_tokens: int = 24,
     prefix_cache: bool = True,
-    compare_adapter: bool = False,
 ) -> DepictQA:
     """Load CLIP (if ``vision_pretrained``) and the LLM + tokenizer, then :func:`assemble_depictqa`.
 
@@ -101,7 +93,6 @@ def build_depictqa(
         max_image_size: longer-side limit of pixel-path inputs.
         max_new_tokens: decoding budget of ``assess``.
         prefix_cache: reuse the KV states of the shared prompt prefix in inference (:class:`DepictQA`).
-        compare_adapter: add the comparison LoRA adapter (:func:`assemble_depictqa`).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
@@ -119,7 +110,6 @@ def build_depictqa(
         llm, tokenizer, abstractor, clip=clip, image_adapter=image_adapter, image_space=image_space,
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,
         max_image_size=max_image_size, max_new_tokens=max_new_tokens, prefix_cache=prefix_cache,
-        compare_adapter=compare_adapter,
     )
 
 
@@ -134,7 +124,6 @@ def build_skeleton(
     lora_dropout: float = 0.1,
     lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
     prefix_cache: bool = True,
-    compare_adapter: bool = False,
 ) -> DepictQA:
     """A randomly initialised DepictQA from model configs, without tokenizer (for shape checks,
     parameter counts and checkpoint conversion; build it under ``torch.device("meta")`` at real size)."""
@@ -142,5 +131,5 @@ def build_skeleton(
     return assemble_depictqa(
         LlamaForCausalLM(llm_config), None, abstractor, clip=clip, image_adapter=image_adapter,
         image_space=image_space, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        lora_targets=lora_targets, prefix_cache=prefix_cache, compare_adapter=compare_adapter,
+        lora_targets=lora_targets, prefix_cache=prefix_cache,
     )

@@ -14,12 +14,12 @@ the stored ones; the LLM then runs only over the rest of the prompt, its positio
 the prefix (``LlamaModel`` starts ``position_ids`` at the cache length). transformers'
 ``DynamicLayer`` concatenates new keys onto the past at every forward and never writes into the
 past tensors, so the stored entries stay intact and the first forward makes the only copy.
-The stored states assume frozen weights: entries are keyed by prefix ids, device, dtype and the
-name of the active LoRA adapter (the caller passes it), and all are dropped when any LLM parameter was changed in place since they were computed
+The stored states assume frozen weights: entries are keyed by prefix ids, device and dtype, and
+all are dropped when any LLM parameter was changed in place since they were computed
 (``Tensor._version``: optimizer steps, ``load_state_dict``, LoRA merges) or on :meth:`clear`
 (which :class:`rar.lqa.model.DepictQA` calls on ``train(True)`` and ``.to()``). Changes that
 modify no parameter in place (switching or disabling a peft adapter, assigning new parameter
-objects) are not seen otherwise: pass the adapter's name, or clear it after those.
+objects) are not seen: clear it after those.
 Use it only without gradients: the stored tensors carry no graph.
 """
 
@@ -146,11 +146,9 @@ class PrefixKV:
             self._llm, self._params = llm, list(llm.parameters())
         return sum(p._version for p in self._params)
 
-    def past(self, llm: LlamaForCausalLM, ids: tuple[int, ...], embeds: torch.Tensor, batch: int,
-             adapter: str | None = None) -> DynamicCache:
+    def past(self, llm: LlamaForCausalLM, ids: tuple[int, ...], embeds: torch.Tensor, batch: int) -> DynamicCache:
         """A batch-``batch`` cache holding the prefix whose token ids are ``ids`` and whose input
-        embeddings are ``embeds [1, P, D]`` (run through ``llm`` only when not stored yet);
-        ``adapter`` names the LoRA adapter active in ``llm`` (each adapter has its own states)."""
+        embeddings are ``embeds [1, P, D]`` (run through ``llm`` only when not stored yet)."""
         if torch.is_grad_enabled():
             raise RuntimeError("the prefix KV cache holds no graph: use it under torch.no_grad()")
         if embeds.ndim != 3 or embeds.shape[:2] != (1, len(ids)):
@@ -159,7 +157,7 @@ class PrefixKV:
         if version != self._version:  # weights changed in place since the entries were computed
             self._entries.clear()
             self._version = version
-        key = (ids, embeds.device, embeds.dtype, adapter)
+        key = (ids, embeds.device, embeds.dtype)
         if key not in self._entries:
             cache = llm.model(inputs_embeds=embeds, use_cache=True).past_key_values
             self._entries[key] = tuple((layer.keys, layer.values) for layer in cache.layers)

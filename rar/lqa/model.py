@@ -15,12 +15,6 @@ prompt, the answers ``"Image A"`` / ``"Image B"`` share the prefix ``"Image"``; 
 that shared prefix and compare the next-token logits of the first differing tokens (``" A"`` vs
 ``" B"``; for Vicuna ``"▁A"`` vs ``"▁B"``): ``p_better = sigmoid(logit_A - logit_B)``.
 
-Comparison adapter (ours, the tiny experiment's ``compare_own`` stage): when the LLM's peft
-wrapper holds a second LoRA adapter named :data:`COMPARE_ADAPTER`, :meth:`p_better` runs with it
-active and everything else (identification, the hidden states that condition the UIR) with the
-``"default"`` one. It is trained on the restorer's own rounds, so the stop rule can learn what
-the restorer's outputs look like without moving the answers the UIR was trained on.
-
 Prefix cache (``prefix_cache=True``, the default): every identification and comparison prompt
 starts with the same text (BOS, system text, the piece up to the first image slot). In inference
 (module in eval mode, gradients off) its keys/values are computed once per task and reused by
@@ -38,8 +32,7 @@ as the default dynamic-cache loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,8 +58,6 @@ from rar.lqa.prompts import (
 from rar.lqa.static_decode import StaticDecoder
 
 ImageSpace = Literal["pixel", "latent"]
-COMPARE_ADAPTER = "compare"
-DEFAULT_ADAPTER = "default"
 
 
 @dataclass
@@ -181,37 +172,6 @@ class DepictQA(nn.Module):
     def base_llm(self) -> LlamaForCausalLM:
         """The LLaMA model itself (LoRA layers, if any, are inside it)."""
         return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-
-    @property
-    def comparison_adapter(self) -> str | None:
-        """:data:`COMPARE_ADAPTER` when the LLM holds that LoRA adapter (:meth:`p_better` uses it), else None."""
-        config = getattr(self.llm, "peft_config", None)
-        return COMPARE_ADAPTER if config is not None and COMPARE_ADAPTER in config else None
-
-    @property
-    def active_adapter(self) -> str | None:
-        """The LoRA adapter the LLM runs with now (None without LoRA)."""
-        return getattr(self.llm, "active_adapter", None) if hasattr(self.llm, "peft_config") else None
-
-    @contextmanager
-    def lora_adapter(self, name: str | None) -> Iterator[None]:
-        """Run the block with the LoRA adapter ``name`` active (None or the active one: no change).
-
-        peft's ``set_adapter`` also flips ``requires_grad`` of the adapters' weights; the flags the
-        training phase set are put back on exit, so switching never changes what trains.
-        """
-        before = self.active_adapter
-        if name is None or name == before:
-            yield
-            return
-        flags = [(p, p.requires_grad) for p in self.llm.parameters()]
-        self.llm.set_adapter(name)
-        try:
-            yield
-        finally:
-            self.llm.set_adapter(before)
-            for param, flag in flags:
-                param.requires_grad_(flag)
 
     @property
     def num_queries(self) -> int:
@@ -352,7 +312,7 @@ class DepictQA(nn.Module):
             return LLMPrompt(embeds)
         n = int(tokens.image_mask[0].nonzero()[0, 0])  # text tokens before the first image slot (CPU)
         ids = tuple(tokens.input_ids[0, :n].tolist())
-        past = self.prefix_kv.past(self.base_llm, ids, embeds[:1, :n], embeds.shape[0], adapter=self.active_adapter)
+        past = self.prefix_kv.past(self.base_llm, ids, embeds[:1, :n], embeds.shape[0])
         return LLMPrompt(embeds[:, n:], past)
 
     @property
@@ -406,18 +366,15 @@ class DepictQA(nn.Module):
                  question: str | None = None) -> Comparison:
         """Probability that ``x_a`` (Image A) is better than ``x_b`` (Image B), batched: ``[B]``.
 
-        ``question`` replaces :attr:`compare_question` (the single-word comparison question). Runs
-        with the :attr:`comparison_adapter` when there is one."""
+        ``question`` replaces :attr:`compare_question` (the single-word comparison question)."""
         layout = query_layout(COMPARE_TASK, question or self.compare_question)
         prefix, id_a, id_b = self._choice_tokens()
-        with self.lora_adapter(self.comparison_adapter):
-            prompt = self.llm_prompt(layout, [x_a, x_b], space)
-            embed = self.base_llm.get_input_embeddings()
-            shared = embed(torch.tensor(prefix, device=prompt.embeds.device)).to(prompt.embeds.dtype)
-            inputs = torch.cat([prompt.embeds, shared.unsqueeze(0).expand(prompt.embeds.shape[0], -1, -1)], dim=1)
-            out = self.base_llm.model(inputs_embeds=inputs, past_key_values=prompt.past,
-                                      use_cache=prompt.past is not None)
-            logits = self.base_llm.lm_head(out.last_hidden_state[:, -1]).float()
+        prompt = self.llm_prompt(layout, [x_a, x_b], space)
+        embed = self.base_llm.get_input_embeddings()
+        shared = embed(torch.tensor(prefix, device=prompt.embeds.device)).to(prompt.embeds.dtype)
+        inputs = torch.cat([prompt.embeds, shared.unsqueeze(0).expand(prompt.embeds.shape[0], -1, -1)], dim=1)
+        out = self.base_llm.model(inputs_embeds=inputs, past_key_values=prompt.past, use_cache=prompt.past is not None)
+        logits = self.base_llm.lm_head(out.last_hidden_state[:, -1]).float()
         diff = logits[:, id_a] - logits[:, id_b]
         return Comparison(torch.sigmoid(diff), diff)
 

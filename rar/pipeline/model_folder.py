@@ -25,7 +25,6 @@ layouts::
     lqa/          config.json {"image_space", "max_new_tokens", "max_image_size", "lora", "prefix_cache",
                   questions}
                   llm/ (LLaMA; LoRA merged in when lora="merged") + lora/ (peft adapter, lora="adapter")
-                  + lora/compare/ (the comparison adapter of p_better, when the LQA has one)
                   tokenizer/, vision/ (CLIP, when the pixel path exists), abstractor/, image_adapter/,
                   vision_proj/ (config.json + model.safetensors each)
     text_adapter/ config.json + model.safetensors
@@ -64,7 +63,7 @@ from rar.conditioning.sd3_text import (
 from rar.core.tensor_files import read_tensors, save_tensors
 from rar.lqa.abstractor import Abstractor
 from rar.lqa.image_adapter import LatentImageAdapter
-from rar.lqa.model import COMPARE_ADAPTER, DepictQA
+from rar.lqa.model import DepictQA
 from rar.lqa.pixel_encoder import PixelEncoder
 from rar.lqa.text_adapter import TextAdapter, ZeroTextAdapter
 from rar.pipeline.config import LoopConfig
@@ -289,9 +288,6 @@ def save_depictqa(lqa: DepictQA, folder: Path, lora: str = "adapter", **_) -> No
         raise ValueError("cannot save an LQA without a tokenizer (build it with build_depictqa)")
     has_lora = isinstance(lqa.llm, PeftModel)
     mode = lora if has_lora else "none"
-    if mode == "merged" and lqa.comparison_adapter is not None:
-        raise ValueError("lora='merged' folds one adapter into the LLaMA weights; this LQA also has the "
-                         f"{lqa.comparison_adapter!r} comparison adapter: save it with lora='adapter'")
     _write_config(folder, {
         "image_space": lqa.image_space, "max_new_tokens": lqa.max_new_tokens,
         "max_image_size": lqa.vision_encoder.max_size if lqa.vision_encoder is not None else None,
@@ -300,7 +296,7 @@ def save_depictqa(lqa: DepictQA, folder: Path, lora: str = "adapter", **_) -> No
     })
     lqa.base_llm.save_pretrained(folder / "llm", state_dict=llm_state_without_lora(lqa.llm, merge=mode == "merged"))
     if mode == "adapter":
-        lqa.llm.save_pretrained(folder / "lora")  # the comparison adapter, if any, into lora/compare/
+        lqa.llm.save_pretrained(folder / "lora")
     lqa.tokenizer.save_pretrained(folder / "tokenizer")
     if lqa.vision_encoder is not None:
         lqa.vision_encoder.clip.save_pretrained(folder / "vision")
@@ -316,8 +312,6 @@ def load_depictqa(folder: Path, dtype: torch.dtype | None = None) -> DepictQA:
     llm = LlamaForCausalLM.from_pretrained(folder / "llm", dtype=dtype)
     if config["lora"] == "adapter":
         llm = PeftModel.from_pretrained(llm, folder / "lora")
-        if (folder / "lora" / COMPARE_ADAPTER).is_dir():
-            llm.load_adapter(folder / "lora" / COMPARE_ADAPTER, adapter_name=COMPARE_ADAPTER)
     vision = None
     if (folder / "vision").is_dir():
         clip = CLIPVisionModel.from_pretrained(folder / "vision", dtype=dtype).requires_grad_(False)
