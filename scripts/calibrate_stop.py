@@ -3,7 +3,8 @@
 Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset`; not
 the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
-threshold whose rule scores best. Writes ``stop_calibration.json`` (the table) into the model
+threshold whose rule scores best. Writes ``stop_calibration.json`` (the table, and every crop's scores
+and ``p_better`` under ``crops`` for a post-hoc look at other rules) into the model
 folder and, with ``write=true``, the threshold into its ``rar_config.json``.
 """
 

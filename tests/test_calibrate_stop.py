@@ -44,5 +44,7 @@ def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):
     assert report["images"] == 4 and set(report["policy"]) == {"0.0", "1.0"}
     best = max(report["policy"], key=report["policy"].get)
     assert report["threshold"] == float(best)
+    # every crop's scores (input, then each round) and p_better, for a post-hoc look at other rules
+    assert len(report["crops"]) == 4 and all(len(c["ssim"]) == 3 and len(c["p_better"]) == 2 for c in report["crops"])
     config = LoopConfig.load(model / "rar_config.json")
     assert config.threshold == report["threshold"] and config.max_rounds == 1  # the other settings are kept

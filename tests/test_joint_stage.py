@@ -223,15 +223,11 @@ def test_golden_loss_curve(tiny_dir, tmp_path):
     assert [loss for _, loss in curve] == pytest.approx([loss for _, loss in golden], rel=1e-4)
 
 
-@pytest.mark.parametrize("uir_overrides", [
-    ("stage=uir", "condition=lqa", "phases.0.max_steps=1", "phases.1.max_steps=1"),  # the paper's
-    ("stage=uir", "condition=true_answer", "phases.0.max_steps=1"),  # the tiny experiment's
-])
-def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path, uir_overrides):
-    """`stage=uir` with an LQA condition exports uir + text_adapter + lqa (with `condition=true_answer`
-    the two ride along untrained); `stage=joint init_from=<it>` loads all three, trains 2 steps (the
-    non-iterative variant here) and hands them on."""
+def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path):
+    """`stage=uir condition=lqa` exports uir + text_adapter + lqa; `stage=joint init_from=<it>` loads all
+    three, trains 2 steps (the non-iterative variant here) and hands them on."""
     prev = tmp_path / "cond_align"  # stands in for the cond_align run the uir stage starts from
+    uir_overrides = ("stage=uir", "condition=lqa", "phases.0.max_steps=1", "phases.1.max_steps=1")
     torch.manual_seed(0)
     stage, _ = build_stage(compose_joint(tiny_dir, prev, *uir_overrides))
     ckpt.export_model(stage, prev, set(matching_parameters(stage, ("lqa.image_adapter.*", "lqa.llm.*lora_*",
@@ -239,9 +235,6 @@ def test_train_entry_point_continues_a_uir_run(tiny_dir, tmp_path, uir_overrides
     run_training(compose_joint(tiny_dir, tmp_path / "uir", *uir_overrides, f"init_from={prev}"))
     uir_model = tmp_path / "uir/model"
     assert {p.name for p in uir_model.iterdir()} == {"lqa", "text_adapter", "uir"}
-    if "condition=true_answer" in uir_overrides:  # only the UIR trained
-        given, kept = (load_file(d / "text_adapter" / ckpt.WEIGHTS_NAME) for d in (prev / "model", uir_model))
-        assert all(torch.equal(given[k], kept[k]) for k in given)
     cfg = compose_joint(tiny_dir, tmp_path / "joint", "stage=joint", "phases.0.max_steps=2", "iterative=false",
                         f"init_from={tmp_path / 'uir'}")
     assert cfg.optimizer._target_ == "came_pytorch.CAME" and cfg.trainer.lr_scheduler == "cosine"

@@ -55,30 +55,21 @@ class TextCondition:
     Args:
         describe: maps one image's labels to its text (``"noise, haze"``); default
             ``rar.degradations.describe``.
-        answer_form: phrase the text as the LQA answers it (``"Noise, haze"``, ``"None"`` for a
-            clean pair; :func:`rar.lqa.prompts.identification_answer`): the text ``cond_align``
-            aligns the text adapter to, so a UIR taught on it reads ``text_adapter(LQA answer)``
-            at inference (the tiny experiment's ``condition=true_answer``).
     """
 
     requires = ("conditioner",)
 
-    def __init__(self, describe: Callable[[Any], str] | None = None, answer_form: bool = False) -> None:
+    def __init__(self, describe: Callable[[Any], str] | None = None) -> None:
         if describe is None:
             from rar.degradations import describe
         self.describe = describe
-        self.answer_form = answer_form
 
     def texts(self, inputs: ConditionInputs) -> list[str]:
         if inputs.labels is None:
             raise ValueError("TextCondition needs the batch's degradation labels; this batch has none")
         if len(inputs.labels) != inputs.batch_size:
             raise ValueError(f"{len(inputs.labels)} label lists for a batch of {inputs.batch_size} latents")
-        texts = [self.describe(labels) for labels in inputs.labels]
-        if self.answer_form:
-            from rar.lqa.prompts import identification_answer
-            texts = [identification_answer(text) for text in texts]
-        return texts
+        return [self.describe(labels) for labels in inputs.labels]
 
     def __call__(self, modules: Mapping[str, torch.nn.Module], inputs: ConditionInputs) -> Condition:
         return modules["conditioner"](self.texts(inputs)).to(inputs.z_lq.device)
