@@ -43,7 +43,8 @@ def main(cfg: DictConfig) -> None:
     choice = choose_threshold(scores, p_better, list(cfg.thresholds))
     report = {"model": str(folder), "metric": cfg.metric, "rounds": int(cfg.rounds),
               "data": OmegaConf.to_container(cfg.data, resolve=True), **asdict(choice),
-              "crops": [{cfg.metric: row.tolist(), "p_better": p.tolist()} for row, p in zip(scores, p_better, strict=True)]}
+              "crops": [{cfg.metric: row.tolist(), "p_better": p.tolist()}
+                        for row, p in zip(scores, p_better, strict=True)]}
     (folder / "stop_calibration.json").write_text(json.dumps(report, indent=1) + "\n")
     if cfg.write:
         config_path = folder / LOOP_CONFIG_NAME
