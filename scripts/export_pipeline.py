@@ -18,6 +18,13 @@ for ``method=naive`` ("Text, Pixel") and ``method=text_latent`` ("Text, Latent")
     HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/abl_text_condition/uir \
         lqa_from=runs/tiny/lqa_finetune out=models/abl_text_condition
 
+The tiny model: a UIR taught on the text encoders' embedding of the true degradation text, with
+the LQA and the text adapter of a ``cond_align`` run (the adapter maps the LQA's answer into that
+embedding), exported as a RAR folder (no text encoders)::
+
+    HF_HUB_OFFLINE=1 python scripts/export_pipeline.py run_dir=runs/tiny/uir \
+        lqa_from=runs/tiny/cond_align adapter_from=runs/tiny/cond_align out=models/tiny
+
 A UIR trained without a condition (``condition=none``) runs in the same RAR loop with an all-zero
 condition (``ZeroTextAdapter``): the LQA of ``lqa_from`` still assesses and runs the stop rule::
 
@@ -26,15 +33,15 @@ condition (``ZeroTextAdapter``): the LQA of ``lqa_from`` still assesses and runs
 
 The run is rebuilt from its ``config.yaml`` with ``rar.training.build.build_stage`` and its
 ``model/<child>/weights.safetensors`` loaded on top (``init_from`` semantics); ``lqa_from`` is
-rebuilt the same way and its ``lqa`` taken. The result must hold ``autoencoder``, ``uir``, ``lqa``
-and a ``text_adapter`` (a ``joint`` run, or ``uir`` with ``condition=lqa``) or the text encoders
-(``condition=text``, which always includes them). Loop settings come from
-``configs/rar/<rar>.yaml`` plus single overrides.
+rebuilt the same way and its ``lqa`` taken, ``adapter_from`` likewise for its ``text_adapter``. The
+result must hold ``autoencoder``, ``uir``, ``lqa`` and a ``text_adapter`` (a ``joint`` run, ``uir``
+with ``condition=lqa``, or ``adapter_from``) or the text encoders (``condition=text``, which always
+includes them). Loop settings come from ``configs/rar/<rar>.yaml`` plus single overrides.
 
 Arguments (``key=value``): ``run_dir`` (required), ``out`` (required), ``lqa_from`` (a run holding the
-LQA, for runs without one), ``rar`` (default ``default``), ``lora`` (``adapter`` | ``merged``),
-``include_conditioner`` (false), ``overwrite`` (false), and any loop setting of
-``configs/rar/default.yaml`` (``max_rounds=4``, ``stop=fixed``, ...).
+LQA, for runs without one), ``adapter_from`` (a run holding the text adapter, for a ``condition=text``
+run), ``rar`` (default ``default``), ``lora`` (``adapter`` | ``merged``), ``include_conditioner`` (false),
+``overwrite`` (false), and any loop setting of ``configs/rar/default.yaml`` (``max_rounds=4``, ``stop=fixed``, ...).
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from rar.training.checkpoint import git_sha
 
 log = logging.getLogger("export_pipeline")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-OPTIONS = {"run_dir": None, "out": None, "lqa_from": None, "rar": "default", "lora": "adapter",
+OPTIONS = {"run_dir": None, "out": None, "lqa_from": None, "adapter_from": None, "rar": "default", "lora": "adapter",
            "include_conditioner": False, "overwrite": False}
 
 
@@ -102,8 +109,9 @@ def rebuild(run_dir: Path) -> tuple[DictConfig, dict[str, nn.Module]]:
 
 
 def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", include_conditioner: bool = False,
-           overwrite: bool = False, lqa_from: Path | None = None) -> Path:
-    """Rebuild the run's modules (the LQA from ``lqa_from`` when given) and write the model folder:
+           overwrite: bool = False, lqa_from: Path | None = None, adapter_from: Path | None = None) -> Path:
+    """Rebuild the run's modules (the LQA from ``lqa_from``, the text adapter from ``adapter_from`` when
+    given) and write the model folder:
     through :class:`RARPipeline` when the run has a text adapter, else with the text encoders."""
     cfg, modules = rebuild(run_dir)
     source = {"run_dir": str(run_dir), "stage": str(cfg.stage.name), "git_sha": git_sha()}
@@ -114,6 +122,14 @@ def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", 
         if modules["lqa"] is None:
             raise ValueError(f"lqa_from={lqa_from} holds no LQA (use an lqa_finetune, uir or joint run)")
         source["lqa_from"] = str(lqa_from)
+    if adapter_from is not None:
+        if cfg.get("condition") != "text":
+            raise ValueError(f"adapter_from is for a condition=text run (the UIR taught on the text encoders' "
+                             f"embedding); {run_dir} has condition={cfg.get('condition')}")
+        modules["text_adapter"] = rebuild(adapter_from)[1].get("text_adapter")
+        if modules["text_adapter"] is None:
+            raise ValueError(f"adapter_from={adapter_from} holds no text adapter (use a cond_align run)")
+        source["adapter_from"] = str(adapter_from)
     if cfg.get("condition") == "none":  # an unconditioned UIR: the loop's condition is all zeros, as in training
         if "lqa" not in modules:
             raise ValueError(f"{run_dir} is a condition=none run: give lqa_from=<a run with the LQA> for the loop's "
@@ -146,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "disabled")
     options, overrides = parse_args(argv)
     config = loop_config(str(options["rar"]), overrides)
-    lqa_from = Path(str(options["lqa_from"])) if options["lqa_from"] is not None else None
+    lqa_from, adapter_from = (None if options[k] is None else Path(str(options[k]))
+                              for k in ("lqa_from", "adapter_from"))
     out = export(Path(str(options["run_dir"])), Path(str(options["out"])), config, lora=str(options["lora"]),
                  include_conditioner=bool(options["include_conditioner"]), overwrite=bool(options["overwrite"]),
-                 lqa_from=lqa_from)
+                 lqa_from=lqa_from, adapter_from=adapter_from)
     print(f"wrote {out} (loop: {config.as_dict()})")
     return 0
 

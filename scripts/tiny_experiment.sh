@@ -30,25 +30,29 @@ $PY scripts/train.py stage=autoencoder experiment=tiny name=$NAME tiny_dir=$TINY
     ${EXTRA:-}
 echo "[tiny] autoencoder done in $(( $(date +%s) - start )) s"
 
-# 2. the method's stages, each from the previous one
+# 2. the LQA side, each stage from the previous one
 prev=""
-for stage in iqa_pretrain lqa_align lqa_finetune cond_align uir joint; do
+for stage in iqa_pretrain lqa_align lqa_finetune cond_align; do
   start=$(date +%s)
   args=(stage=$stage experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/$stage resume=true
         trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model)
   [ -n "$prev" ] && args+=(init_from=$RUNS/$prev)
-  # after cond_align only the UIR trains: the text adapter keeps speaking the conditioner's language
-  # (trained with the UIR it passes image content instead of the answer), and the flow loss alone
-  # erodes the tiny LQA's assessment and comparison (docs/experiments.md); the README states both
-  [ "$stage" = uir ] && args+=(condition=lqa_frozen_adapter)
-  [ "$stage" = joint ] && args+=(joint_lqa=frozen)
   # shellcheck disable=SC2206
   $PY scripts/train.py "${args[@]}" ${EXTRA:-}
   echo "[tiny] $stage done in $(( $(date +%s) - start )) s"
   prev=$stage
 done
-$PY scripts/export_pipeline.py run_dir=$RUNS/joint out=$OUT overwrite=true
-# 3. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
+# 3. the UIR, taught on the conditioner's encoding of the true degradation text (condition=text);
+#    at inference the text adapter (cond_align: the LQA's answer -> that same encoding) conditions
+#    it. No joint stage: trained on the adapter's output the tiny UIR reads image content from the
+#    condition instead of the answer (README "departs from the paper", docs/experiments.md)
+start=$(date +%s)
+# shellcheck disable=SC2086
+$PY scripts/train.py stage=uir condition=text experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/uir \
+    resume=true trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model ${EXTRA:-}
+echo "[tiny] uir done in $(( $(date +%s) - start )) s"
+$PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align out=$OUT overwrite=true
+# 4. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
 #    (docs/experiments.md: the tiny comparator's p_better on the restorer's outputs is not centred on 0.5)
 start=$(date +%s)
 $PY scripts/calibrate_stop.py model=$OUT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tiny model's quality bar (rar/eval/quality_bar.py) on one build of the sample benchmarks:
-# RAR vs the input, vs 1 and 3 fixed rounds, the LQA-conditioned restorer vs the same one trained
-# with condition=none (both before joint, same budget, same loop), the answers' labels, per combination.
+# RAR vs the input, vs 1 and 3 fixed rounds, vs the same restorer trained with condition=none (same
+# budget, same LQA, same loop and calibration), the answers' labels, per combination.
 #
 #   bash scripts/tiny_experiment.sh            # first: runs/tiny/<stage>, models/tiny
 #   bash scripts/tiny_quality.sh               # data/benchmarks/samples (seed 0) -> runs/quality/seed0
@@ -19,20 +19,17 @@ BENCH=${BENCH:-data/benchmarks/samples}
 OUT=${OUT:-runs/quality/seed0}
 NONE=${NONE:-runs/tiny_none}
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
-[ -d "$TINY/joint/model" ] || { echo "error: $TINY/joint/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
+[ -d "$TINY/cond_align/model" ] || { echo "error: $TINY/cond_align/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
 # the control: the uir stage with condition=none, as many UIR steps as the LQA-conditioned uir stage
 # shellcheck disable=SC2086
 $PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "$NONE")" tiny_dir=$TINY/pretrained \
     autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false ${EXTRA:-}
-[ -d "$TINY/exported/lqa_uir" ] || $PY scripts/export_pipeline.py run_dir=$TINY/uir out=$TINY/exported/lqa_uir
-[ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/uir \
+[ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/cond_align \
     out=$TINY/exported/none_uir
-# each control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)
-for control in lqa_uir none_uir; do
-  [ -f "$TINY/exported/$control/stop_calibration.json" ] || $PY scripts/calibrate_stop.py model=$TINY/exported/$control
-done
+# the control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)
+[ -f "$TINY/exported/none_uir/stop_calibration.json" ] || $PY scripts/calibrate_stop.py model=$TINY/exported/none_uir
 
 evaluate() {  # variant [eval overrides...]: the three groups into $OUT/<variant>/<group>
   local variant=$1; shift
@@ -44,7 +41,6 @@ evaluate identity method=identity
 evaluate rar method=rar method.target.path=$MODEL
 evaluate rounds_1 method=rar method.target.path=$MODEL +method.target.max_rounds=1 +method.target.stop=fixed
 evaluate rounds_3 method=rar method.target.path=$MODEL +method.target.max_rounds=3 +method.target.stop=fixed
-evaluate lqa_uir method=rar method.target.path=$TINY/exported/lqa_uir
 evaluate none_uir method=rar method.target.path=$TINY/exported/none_uir
 [ -f "$OUT/stop/C/stop_accuracy.json" ] || $PY scripts/stop_accuracy.py -m $GROUPS_SWEEP benchmark.root=$BENCH \
     model=$MODEL hydra.sweep.dir=$OUT/stop 'hydra.sweep.subdir=${benchmark.group}'

@@ -259,3 +259,25 @@ def _labelled_batch():
     labels = [[DegradationLabel("dark", {}, "medium")] if i % 2 == 0 else [DegradationLabel("haze", {}, "medium")]
               for i in range(len(pairs.lq))]
     return RestorationBatch(pairs.lq, pairs.hq, labels, [f"img{i}" for i in range(len(labels))], ["fixed"] * len(labels))
+
+
+def test_init_from_a_list_takes_each_module_from_its_run(tiny_dir, tmp_path):
+    """`init_from=[cond_align, uir]` (the tiny layout: a condition=text UIR has no LQA): the LQA side
+    from the first run, the UIR from the second; a module both hold comes from the later one."""
+    torch.manual_seed(0)
+    lqa_side, _ = build_stage(compose_joint(tiny_dir, tmp_path / "cond_align", "stage=uir", "condition=lqa"))
+    with torch.no_grad():
+        lqa_side.uir.backbone.proj_out.weight.fill_(1.0)
+    ckpt.export_model(lqa_side, tmp_path / "cond_align", set(matching_parameters(
+        lqa_side, ("lqa.image_adapter.*", "lqa.llm.*lora_*", "text_adapter.*", "uir.backbone.proj_out.*"))))
+    uir_side, _ = build_stage(compose_joint(tiny_dir, tmp_path / "uir", "stage=uir", "condition=text"))
+    with torch.no_grad():
+        uir_side.uir.backbone.proj_out.weight.fill_(2.0)
+    ckpt.export_model(uir_side, tmp_path / "uir", {f"uir.{k}" for k in uir_side.uir.state_dict()})
+    cfg = compose_joint(tiny_dir, tmp_path / "joint", "stage=joint",
+                        f"init_from=[{tmp_path / 'cond_align'},{tmp_path / 'uir'}]")
+    stage, loaded = build_stage(cfg)
+    assert {k.split(".")[0] for k in loaded} == {"lqa", "text_adapter", "uir"}
+    for key, value in lqa_side.text_adapter.state_dict().items():
+        assert torch.equal(stage.text_adapter.state_dict()[key], value), key
+    assert (stage.uir.backbone.proj_out.weight == 2.0).all()

@@ -92,3 +92,32 @@ def test_unconditioned_run_exports_as_the_zero_condition_control(run_dir, tiny_d
     assert len(assessment.text) == 2  # the LQA still answers (logged, and the stop rule compares)
     result = pipe(torch.rand(1, 3, 12, 20))
     assert result.images.shape == (1, 3, 12, 20) and 1 <= len(result.trajectories[0].rounds) <= 2
+
+
+def test_text_taught_run_exports_with_the_lqa_and_text_adapter_of_another_run(run_dir, tiny_dir, tmp_path):
+    """The tiny model's layout: a condition=text UIR, the LQA and text adapter of a cond_align run
+    (here the uir fixture run, which holds both): a RAR folder that needs no text encoder."""
+    export = load_script("export_pipeline")
+    run = tmp_path / "run"
+    run.mkdir()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=["stage=uir", "condition=text", f"tiny_dir={tiny_dir}", f"run_dir={run}"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    stage, _ = build_stage(cfg)
+    ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
+    with pytest.raises(ValueError, match="holds no text adapter"):
+        export.main([f"run_dir={run}", f"out={tmp_path / 'bad'}", f"lqa_from={run_dir}", f"adapter_from={run}"])
+    with pytest.raises(ValueError, match="adapter_from is for a condition=text run"):
+        export.main([f"run_dir={run_dir}", f"out={tmp_path / 'bad'}", f"adapter_from={run_dir}"])
+    assert not (tmp_path / "bad").exists()
+
+    out = tmp_path / "model"
+    assert export.main([f"run_dir={run}", f"out={out}", f"lqa_from={run_dir}", f"adapter_from={run_dir}"]) == 0
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["_source"]["adapter_from"] == str(run_dir) and index["conditioner"] is None
+    pipe = RARPipeline.from_pretrained(out)
+    trained = load_file(str(run_dir / "model/text_adapter" / ckpt.WEIGHTS_NAME))
+    for key, value in trained.items():
+        assert torch.equal(pipe.text_adapter.state_dict()[key], value), key
+    result = pipe(torch.rand(1, 3, 12, 20))
+    assert result.images.shape == (1, 3, 12, 20)

@@ -6,11 +6,11 @@ Reads ``<root>/<variant>/<group>/{summary,per_combination}.csv`` (eval run folde
 
 * ``identity`` the degraded input; ``rar`` the model with its stop rule;
 * ``rounds_1`` / ``rounds_3`` the same model, always 1 / 3 rounds (``stop=fixed``);
-* ``lqa_uir`` the LQA-conditioned restorer before ``joint`` and ``none_uir`` the same restorer trained
-  with ``condition=none`` on the same budget, both in the RAR loop (the control: zero conditions),
+* ``none_uir`` the model's restorer trained with ``condition=none`` on the same budget, in the same
+  RAR loop with the same LQA (the control: zero conditions; the tiny model has no ``joint`` stage),
 
 and checks: RAR beats the input in PSNR and SSIM in every group; RAR's SSIM is at least that of
-1 and of 3 fixed rounds in every group; the LQA-conditioned restorer beats the unconditioned one
+1 and of 3 fixed rounds in every group; RAR (the LQA-conditioned restorer) beats the unconditioned one
 (mean PSNR and SSIM over the groups); at least 70% of the per-round answers name a degradation the
 image has (the answers of the rounds RAR ran, from the ``rar`` eval's ``images.jsonl``; the
 share over 3 forced rounds from ``stop/`` is shown beside it); no combination's mean SSIM is more
@@ -73,7 +73,7 @@ def _mean(scores: VariantScores, metric: str) -> float:
 def quality_bar(root: str | Path) -> tuple[str, list[Check]]:
     """Markdown table of the variants and the checks (a missing variant fails its checks)."""
     root = Path(root)
-    names = ("identity", "rar", "rounds_1", "rounds_3", "lqa_uir", "none_uir")
+    names = ("identity", "rar", "rounds_1", "rounds_3", "none_uir")
     scores = {name: read_variant(root / name) for name in names}
     lines = ["| variant | " + " | ".join(f"{g} PSNR / SSIM" for g in GROUPS) + " | rounds |",
              "|---|" + "---|" * (len(GROUPS) + 1)]
@@ -100,7 +100,7 @@ def quality_bar(root: str | Path) -> tuple[str, list[Check]]:
             f"RAR's SSIM >= {fixed} (stop=fixed) in every group",
             ok and all(rar.ssim[g] >= other.ssim[g] for g in GROUPS),
             "" if not ok else ", ".join(f"{g} {rar.ssim[g] - other.ssim[g]:+.4f}" for g in GROUPS)))
-    lqa, none = scores["lqa_uir"], scores["none_uir"]
+    lqa, none = rar, scores["none_uir"]
     ok = lqa is not None and none is not None
     checks.append(Check(
         "the LQA-conditioned restorer beats the condition=none one (mean PSNR and SSIM)",

@@ -16,7 +16,7 @@ import hydra
 import torch
 from accelerate import PartialState
 from accelerate.utils import set_seed
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rar.training import checkpoint as ckpt
 from rar.training.loop import OptimizerFactory, PhaseResult, TrainConfig, train
@@ -43,39 +43,51 @@ def stage_target(cfg: DictConfig) -> DictConfig:
     return cfg.stage.target
 
 
+def init_dirs(cfg: DictConfig) -> list[pathlib.Path]:
+    """``init_from`` as run directories: one path, or a list whose later runs win for a module they
+    share (e.g. ``init_from=[runs/tiny/cond_align,runs/tiny/uir]``: the LQA side of one run, the
+    UIR of another)."""
+    init = cfg.get("init_from")
+    if not init:
+        return []
+    return [pathlib.Path(str(i)) for i in init] if isinstance(init, (ListConfig, list, tuple)) else [pathlib.Path(str(init))]
+
+
 def check_init_autoencoder(cfg: DictConfig) -> None:
     """Refuse ``init_from`` a run that encoded with another autoencoder: its weights live in that
     run's latent space (e.g. a tiny stage started without ``autoencoder.pretrained=`` of the
     trained ``stage=autoencoder`` run)."""
-    init = cfg.get("init_from")
-    config_file = pathlib.Path(init) / "config.yaml" if init else None
-    if config_file is None or not config_file.is_file() or "autoencoder" not in cfg:
-        return
-    before = OmegaConf.load(config_file).get("autoencoder")
-    if before is None:
+    if "autoencoder" not in cfg:
         return
     keys = ("_target_", "pretrained", "subfolder", "factor")
     now = OmegaConf.to_container(cfg.autoencoder, resolve=True)
-    before = OmegaConf.to_container(before, resolve=True)
-    differ = {k: (before.get(k), now.get(k)) for k in keys if before.get(k) != now.get(k)}
-    if differ:
-        detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differ.items())
-        hint = f"; pass autoencoder.pretrained={before['pretrained']}" if "pretrained" in differ else ""
-        raise ValueError(f"init_from={init} was trained on another autoencoder ({detail}): its weights live in "
-                         f"that latent space{hint}")
+    for init in init_dirs(cfg):
+        config_file = init / "config.yaml"
+        before = OmegaConf.load(config_file).get("autoencoder") if config_file.is_file() else None
+        if before is None:
+            continue
+        before = OmegaConf.to_container(before, resolve=True)
+        differ = {k: (before.get(k), now.get(k)) for k in keys if before.get(k) != now.get(k)}
+        if differ:
+            detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differ.items())
+            hint = f"; pass autoencoder.pretrained={before['pretrained']}" if "pretrained" in differ else ""
+            raise ValueError(f"init_from={init} was trained on another autoencoder ({detail}): its weights live in "
+                             f"that latent space{hint}")
 
 
 def build_stage(cfg: DictConfig) -> tuple[Stage, set[str]]:
-    """Build the stage with its modules; load ``init_from`` on top. Returns (stage, loaded keys)."""
+    """Build the stage with its modules; load ``init_from`` on top (each run in order). Returns
+    (stage, loaded keys)."""
     check_init_autoencoder(cfg)
     modules = build_modules(cfg, list(cfg.stage.modules))
     stage = hydra.utils.instantiate(stage_target(cfg), _convert_="all")(**modules)
     if not isinstance(stage, Stage):
         raise TypeError(f"stage.target built a {type(stage).__name__}, expected a rar.training.stage.Stage")
     loaded: set[str] = set()
-    if cfg.get("init_from"):
-        loaded = ckpt.load_init(stage, pathlib.Path(cfg.init_from))
-        log.info("loaded %d tensors from init_from=%s", len(loaded), cfg.init_from)
+    for init in init_dirs(cfg):
+        keys = ckpt.load_init(stage, init)
+        log.info("loaded %d tensors from init_from=%s", len(keys), init)
+        loaded |= keys
     return stage, loaded
 
 
@@ -130,7 +142,7 @@ def run_training(cfg: DictConfig) -> list[PhaseResult]:
     state.wait_for_everyone()  # every rank has looked at the folder before the main one writes
     if state.is_main_process:
         start_run_dir(run_dir, OmegaConf.to_yaml(cfg, resolve=True), resume=bool(cfg.resume),
-                      meta={"git_sha": ckpt.git_sha(), "stage": cfg.stage.name, "init_from": cfg.get("init_from")})
+                      meta={"git_sha": ckpt.git_sha(), "stage": cfg.stage.name, "init_from": [str(i) for i in init_dirs(cfg)]})
     state.wait_for_everyone()
     results = train(
         stage=stage,
