@@ -61,15 +61,6 @@ def test_the_paper_settings_are_the_default_lqa_condition_and_two_phase_layout(t
     assert resolved["target"]["val_dataset"] is None or "_target_" in resolved["target"]["val_dataset"]
 
 
-def test_frozen_text_adapter_trains_only_the_uir(tmp_path, tiny_dir):
-    """The tiny experiment's uir stage (condition=lqa_frozen_adapter): the LQA condition, one phase,
-    the text adapter keeps its cond_align weights; its steps override like any phase's."""
-    cfg = compose_uir(tmp_path, tiny_dir, "condition=lqa_frozen_adapter", "phases.0.max_steps=7")
-    assert cfg.condition == "lqa" and list(cfg.stage.modules) == ["autoencoder", "lqa", "text_adapter", "uir"]
-    assert [(p.name, p.trainable, p.max_steps) for p in build_phases(cfg)] == [("uir", ("uir.*",), 7)]
-    assert list(cfg.schedule.epochs) == [10]
-
-
 def test_train_entry_point_runs_two_steps_and_exports(tmp_path, tiny_dir):
     cfg = compose_uir(tmp_path, tiny_dir, "condition=text", "phases.0.max_steps=2", "trainer.batch_size=2",
                       "data.dataset.length=4")

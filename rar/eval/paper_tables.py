@@ -26,10 +26,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("SD1.5-style diffusion UNet (DDPM eps, DDIM)", "sd15"),
     ),
     "Table 5 (iterative assessment in training)": (
-        ("noise-free, iterative joint (K = 4)", "rar"),
+        ("noise-free, iterative joint (K = 4)", "iterative"),
         ("noise-free, non-iterative joint (K = 1)", "non_iterative"),
-        ("noisy, iterative joint (K = 4)", "noisy"),
+        ("noisy, iterative joint (K = 4)", "noisy_iterative"),
         ("noisy, non-iterative joint (K = 1)", "noisy_non_iterative"),
+        ("noise-free, no joint (the tiny RAR)", "rar"),
     ),
     "Table 6 (rounds)": (
         ("1 round", "rounds_1"),
