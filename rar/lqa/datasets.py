@@ -14,10 +14,6 @@ Generated records follow DepictQA's templates (``build_datasets/scripts``):
 - comparison (``quality_compare_noref``): the degraded crop against a less degraded version of
   it: the clean crop (``p_compare_clean``) or ``hq + t (lq - hq)`` with ``t ~ U(0.1, 0.6)``
   (a lighter version of the same degradations); Image A/B order is random, so both orders occur.
-  With ``p_compare_metric`` the pair is instead two *restoration-like* versions of the crop (the
-  degraded crop, or the crop partly restored, possibly smoothed and brightness-shifted, the way a
-  restorer's rounds look), ordered by SSIM and PSNR to the clean crop (:class:`MetricPairs`), so
-  the comparator also learns that a smoother image can be the better one (ours, not DepictQA's).
 """
 
 from __future__ import annotations
@@ -28,9 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pyiqa.archs.ssim_arch import SSIM
 from torch.utils.data import Dataset
-from torchvision.transforms.functional import gaussian_blur
 
 from rar.data.seeding import item_generator
 from rar.lqa.prompts import (
@@ -154,44 +148,6 @@ class DepictQAJsonDataset(Dataset):
         return LQASample(record.layout(), images, better, record.id)
 
 
-class MetricPairs:
-    """Restoration-like image pairs of one crop, ordered by full-reference quality.
-
-    A candidate is ``gain * G_sigma(hq + t (lq - hq)) + offset``: the degraded crop partly
-    restored (``t ~ U(0, 1)``), smoothed with probability ``p_smooth`` (``sigma ~ U(0.4, 2)``)
-    and brightness-shifted with probability ``p_shift`` (gain ``U(0.85, 1.15)``, offset
-    ``U(-0.05, 0.05)``). The other image is the degraded crop itself (probability 0.5) or another
-    candidate. A pair counts only where SSIM (the eval's: Y of YIQ, 8-bit range) and PSNR to the
-    clean crop agree on the better image and SSIM differs by at least ``margin``.
-    """
-
-    def __init__(self, margin: float = 0.02, p_smooth: float = 0.5, p_shift: float = 0.3, tries: int = 4) -> None:
-        self.margin, self.p_smooth, self.p_shift, self.tries = margin, p_smooth, p_shift, tries
-        self.ssim = SSIM(test_y_channel=True, color_space="yiq")
-
-    def candidate(self, hq: torch.Tensor, lq: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        u = torch.rand(6, generator=generator).tolist()
-        image = hq + u[0] * (lq - hq)
-        if u[1] < self.p_smooth:
-            sigma = 0.4 + 1.6 * u[2]
-            image = gaussian_blur(image, [2 * int(3 * sigma + 0.5) + 1] * 2, [sigma, sigma])
-        if u[3] < self.p_shift:
-            image = (0.85 + 0.3 * u[4]) * image + (u[5] - 0.5) * 0.1
-        return image.clamp(0, 1)
-
-    def draw(self, hq: torch.Tensor, lq: torch.Tensor,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(better, worse)`` images ``[3, H, W]``, or None when no drawn pair is ordered clearly."""
-        for _ in range(self.tries):
-            first = lq if float(torch.rand(1, generator=generator)) < 0.5 else self.candidate(hq, lq, generator)
-            pair = torch.stack([first, self.candidate(hq, lq, generator)])
-            ssim = self.ssim(pair, hq[None].expand_as(pair))
-            mse = (pair - hq).pow(2).mean(dim=(1, 2, 3))  # PSNR order = reverse MSE order
-            if abs(float(ssim[0] - ssim[1])) >= self.margin and (ssim[0] > ssim[1]) == (mse[0] < mse[1]):
-                return (pair[0], pair[1]) if ssim[0] > ssim[1] else (pair[1], pair[0])
-        return None
-
-
 def _label_text(labels) -> str:
     from rar.degradations import describe
 
@@ -210,8 +166,6 @@ class IQARecords:
         p_clean: probability that an identification record shows the clean crop.
         p_single: probability of the single-word question/answer form (DepictQA: 0.5).
         p_compare_clean: probability that the better comparison image is the clean crop.
-        p_compare_metric: probability that a comparison is a restoration-like pair ordered by SSIM
-            and PSNR (:class:`MetricPairs`) instead.
         vary_questions: draw questions from DepictQA's template lists; False asks only the two
             questions the assessment API uses.
         describe: labels → phrase (default :func:`rar.degradations.describe`, e.g. "noise, haze").
@@ -223,18 +177,15 @@ class IQARecords:
         p_clean: float = 0.1,
         p_single: float = 0.5,
         p_compare_clean: float = 0.5,
-        p_compare_metric: float = 0.0,
         vary_questions: bool = True,
         describe: Callable[[list], str] | None = None,
     ) -> None:
         for name, p in (("p_compare", p_compare), ("p_clean", p_clean), ("p_single", p_single),
-                        ("p_compare_clean", p_compare_clean), ("p_compare_metric", p_compare_metric)):
+                        ("p_compare_clean", p_compare_clean)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {p}")
         self.p_compare, self.p_clean = p_compare, p_clean
         self.p_single, self.p_compare_clean = p_single, p_compare_clean
-        self.p_compare_metric = p_compare_metric
-        self.metric_pairs = MetricPairs() if p_compare_metric > 0 else None
         self.vary_questions = vary_questions
         self.describe = describe or _label_text
 
@@ -248,7 +199,7 @@ class IQARecords:
         template = int(torch.randint(0, len(IDENTIFY_TEMPLATES), (1,), generator=generator))
         single = u[1] < self.p_single
         if u[0] < self.p_compare:
-            return self._compare(sample, u, template, single, rid, generator)
+            return self._compare(sample, u, template, single, rid)
         return self._identify(sample, u, template, single, rid)
 
     def _identify(self, sample, u, template, single, rid) -> LQASample:
@@ -264,21 +215,15 @@ class IQARecords:
         image = sample.hq if clean else sample.lq
         return LQASample(build_layout(IDENTIFY_TASK, turns), image[None], float("nan"), f"{rid}-identify", (phrase,))
 
-    def _compare(self, sample, u, template, single, rid, generator) -> LQASample:
-        pair = None
-        if self.metric_pairs is not None and float(torch.rand(1, generator=generator)) < self.p_compare_metric:
-            pair = self.metric_pairs.draw(sample.hq, sample.lq, generator)
-        if pair is not None:
-            (better_img, worse_img), better_text, worse_text = pair, None, None
+    def _compare(self, sample, u, template, single, rid) -> LQASample:
+        if u[3] < self.p_compare_clean:
+            better_img, better_text = sample.hq, ""
         else:
-            worse_img, worse_text = sample.lq, self.describe(sample.labels)
-            if u[3] < self.p_compare_clean:
-                better_img, better_text = sample.hq, ""
-            else:
-                t = 0.1 + 0.5 * u[4]
-                better_img, better_text = (sample.hq + t * (sample.lq - sample.hq)).clamp(0, 1), None
+            t = 0.1 + 0.5 * u[4]
+            better_img, better_text = (sample.hq + t * (sample.lq - sample.hq)).clamp(0, 1), None
+        worse_text = self.describe(sample.labels)
         a_better = u[5] < 0.5
-        images = torch.stack([better_img, worse_img] if a_better else [worse_img, better_img])
+        images = torch.stack([better_img, sample.lq] if a_better else [sample.lq, better_img])
         texts = (better_text, worse_text) if a_better else (worse_text, better_text)
         letter = "A" if a_better else "B"
         question, brief = COMPARE_TEMPLATES[template % len(COMPARE_TEMPLATES)]
@@ -297,7 +242,7 @@ class SyntheticIQADataset(Dataset):
     Args:
         source: a dataset of restoration samples (``.lq``, ``.hq`` ``[3, H, W]``, ``.labels``),
             e.g. :class:`rar.data.synthetic.SyntheticDataset`; LQ and HQ must have one size.
-        p_compare, p_clean, p_single, p_compare_clean, p_compare_metric, vary_questions, describe: the record
+        p_compare, p_clean, p_single, p_compare_clean, vary_questions, describe: the record
             recipe (:class:`IQARecords`).
         seed: seed of the record choices (crops and degradations are seeded by ``source``).
     """
@@ -309,13 +254,11 @@ class SyntheticIQADataset(Dataset):
         p_clean: float = 0.1,
         p_single: float = 0.5,
         p_compare_clean: float = 0.5,
-        p_compare_metric: float = 0.0,
         vary_questions: bool = True,
         seed: int = 0,
         describe: Callable[[list], str] | None = None,
     ) -> None:
-        self.records = IQARecords(p_compare, p_clean, p_single, p_compare_clean, p_compare_metric, vary_questions,
-                                  describe)
+        self.records = IQARecords(p_compare, p_clean, p_single, p_compare_clean, vary_questions, describe)
         self.source = source
         self.seed = int(seed)
         self.epoch = 0
