@@ -58,7 +58,8 @@ export_model runs/abl_iterative/joint models/abl_iterative
 export_model runs/abl_non_iterative/joint models/abl_non_iterative
 export_model runs/abl_noisy_flow/joint models/abl_noisy_flow_iterative
 export_model runs/abl_noisy_flow_k1/joint models/abl_noisy_flow_k1
-export_model $TINY/uir models/abl_pixel_lqa lqa_from=runs/abl_pixel_lqa/cond_align adapter_from=runs/abl_pixel_lqa/cond_align
+export_model $TINY/uir models/abl_pixel_lqa lqa_from=runs/abl_pixel_lqa/cond_align \
+    adapter_from=runs/abl_pixel_lqa/cond_align
 export_model $TINY/uir models/abl_text_condition lqa_from=$TINY/lqa_finetune
 export_model runs/abl_sd15_tiny/uir models/abl_sd15_tiny lqa_from=runs/abl_sd15_tiny/cond_align \
     adapter_from=runs/abl_sd15_tiny/cond_align

@@ -51,7 +51,8 @@ start=$(date +%s)
 $PY scripts/train.py stage=uir condition=text experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/uir \
     resume=true trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model ${EXTRA:-}
 echo "[tiny] uir done in $(( $(date +%s) - start )) s"
-$PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align out=$OUT overwrite=true
+$PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align \
+    out=$OUT overwrite=true
 # 4. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
 #    (docs/experiments.md: the tiny comparator's p_better on the restorer's outputs is not centred on 0.5)
 start=$(date +%s)

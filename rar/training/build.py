@@ -50,7 +50,8 @@ def init_dirs(cfg: DictConfig) -> list[pathlib.Path]:
     init = cfg.get("init_from")
     if not init:
         return []
-    return [pathlib.Path(str(i)) for i in init] if isinstance(init, (ListConfig, list, tuple)) else [pathlib.Path(str(init))]
+    runs = init if isinstance(init, (ListConfig, list, tuple)) else [init]
+    return [pathlib.Path(str(run)) for run in runs]
 
 
 def check_init_autoencoder(cfg: DictConfig) -> None:
@@ -142,7 +143,8 @@ def run_training(cfg: DictConfig) -> list[PhaseResult]:
     state.wait_for_everyone()  # every rank has looked at the folder before the main one writes
     if state.is_main_process:
         start_run_dir(run_dir, OmegaConf.to_yaml(cfg, resolve=True), resume=bool(cfg.resume),
-                      meta={"git_sha": ckpt.git_sha(), "stage": cfg.stage.name, "init_from": [str(i) for i in init_dirs(cfg)]})
+                      meta={"git_sha": ckpt.git_sha(), "stage": cfg.stage.name,
+                            "init_from": [str(run) for run in init_dirs(cfg)]})
     state.wait_for_everyone()
     results = train(
         stage=stage,
