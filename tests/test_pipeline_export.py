@@ -46,6 +46,21 @@ def run_dir(tmp_path_factory):
     return run
 
 
+def _uir_only_run(tmp_path, tiny_dir, condition: str):
+    """A finished uir run without the LQA (condition=none|text): its model/ holds the UIR (changed)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=["stage=uir", f"condition={condition}", f"tiny_dir={tiny_dir}",
+                                          f"run_dir={run}"])
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    stage, _ = build_stage(cfg)
+    with torch.no_grad():
+        stage.uir.backbone.proj_out.weight.add_(0.01)
+    ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
+    return run, stage
+
+
 def test_export_rebuilds_the_run_and_writes_a_loadable_folder(run_dir, tmp_path):
     export = load_script("export_pipeline")
     out = tmp_path / "model"
@@ -69,15 +84,7 @@ def test_unconditioned_run_exports_as_the_zero_condition_control(run_dir, tiny_d
     """A condition=none UIR needs an LQA (lqa_from) and then runs in the RAR loop with all-zero
     conditions, as in its training."""
     export = load_script("export_pipeline")
-    run = tmp_path / "run"
-    run.mkdir()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=["stage=uir", "condition=none", f"tiny_dir={tiny_dir}", f"run_dir={run}"])
-    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    stage, _ = build_stage(cfg)  # a finished uir run without the LQA: its model/ holds the UIR
-    with torch.no_grad():
-        stage.uir.backbone.proj_out.weight.add_(0.01)
-    ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
+    run, stage = _uir_only_run(tmp_path, tiny_dir, "none")
     with pytest.raises(ValueError, match=r"condition=none run: give lqa_from"):
         export.main([f"run_dir={run}", f"out={tmp_path / 'model'}"])
     with pytest.raises(SystemExit, match="out="):
@@ -98,13 +105,7 @@ def test_text_taught_run_exports_with_the_lqa_and_text_adapter_of_another_run(ru
     """The tiny model's layout: a condition=text UIR, the LQA and text adapter of a cond_align run
     (here the uir fixture run, which holds both): a RAR folder that needs no text encoder."""
     export = load_script("export_pipeline")
-    run = tmp_path / "run"
-    run.mkdir()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=["stage=uir", "condition=text", f"tiny_dir={tiny_dir}", f"run_dir={run}"])
-    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    stage, _ = build_stage(cfg)
-    ckpt.export_model(stage, run, {f"uir.{k}" for k in stage.uir.state_dict()})
+    run, _ = _uir_only_run(tmp_path, tiny_dir, "text")
     with pytest.raises(ValueError, match="holds no text adapter"):
         export.main([f"run_dir={run}", f"out={tmp_path / 'bad'}", f"lqa_from={run_dir}", f"adapter_from={run}"])
     with pytest.raises(ValueError, match="adapter_from is for a condition=text run"):
