@@ -115,10 +115,17 @@ def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", 
     through :class:`RARPipeline` when the run has a text adapter, else with the text encoders."""
     cfg, modules = rebuild(run_dir)
     source = {"run_dir": str(run_dir), "stage": str(cfg.stage.name), "git_sha": git_sha()}
+    donors: dict[Path, dict[str, nn.Module]] = {}  # one rebuild when lqa_from and adapter_from are the same run
+
+    def donor(path: Path) -> dict[str, nn.Module]:
+        if path not in donors:
+            donors[path] = rebuild(path)[1]
+        return donors[path]
+
     if lqa_from is not None:
         if "lqa" in modules:
             raise ValueError(f"{run_dir} holds its own LQA; lqa_from is for runs without one (condition=text)")
-        modules["lqa"] = rebuild(lqa_from)[1].get("lqa")
+        modules["lqa"] = donor(lqa_from).get("lqa")
         if modules["lqa"] is None:
             raise ValueError(f"lqa_from={lqa_from} holds no LQA (use an lqa_finetune, uir or joint run)")
         source["lqa_from"] = str(lqa_from)
@@ -126,7 +133,7 @@ def export(run_dir: Path, out: Path, config: LoopConfig, lora: str = "adapter", 
         if cfg.get("condition") != "text":
             raise ValueError(f"adapter_from is for a condition=text run (the UIR taught on the text encoders' "
                              f"embedding); {run_dir} has condition={cfg.get('condition')}")
-        modules["text_adapter"] = rebuild(adapter_from)[1].get("text_adapter")
+        modules["text_adapter"] = donor(adapter_from).get("text_adapter")
         if modules["text_adapter"] is None:
             raise ValueError(f"adapter_from={adapter_from} holds no text adapter (use a cond_align run)")
         source["adapter_from"] = str(adapter_from)

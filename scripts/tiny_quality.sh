@@ -19,7 +19,8 @@ BENCH=${BENCH:-data/benchmarks/samples}
 OUT=${OUT:-runs/quality/seed0}
 NONE=${NONE:-runs/tiny_none}
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
-[ -d "$TINY/cond_align/model" ] || { echo "error: $TINY/cond_align/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
+[ -d "$TINY/cond_align/model" ] || {
+  echo "error: $TINY/cond_align/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
 # the control: the uir stage with condition=none, as many UIR steps as the LQA-conditioned uir stage
