@@ -45,11 +45,14 @@ done
 # 3. the UIR, taught on the conditioner's encoding of the true degradation text (condition=text);
 #    at inference the text adapter (cond_align: the LQA's answer -> that same encoding) conditions
 #    it. No joint stage: trained on the adapter's output the tiny UIR reads image content from the
-#    condition instead of the answer (README "departs from the paper", docs/experiments.md)
+#    condition instead of the answer (README "departs from the paper", docs/experiments.md). A
+#    quarter of each batch starts at the UIR's own round (own_round_share, rar/training/stages/uir.py)
+#    so that a repeated round does not over-restore
 start=$(date +%s)
 # shellcheck disable=SC2086
 $PY scripts/train.py stage=uir condition=text experiment=tiny name=$NAME tiny_dir=$TINY_DIR hydra.run.dir=$RUNS/uir \
-    resume=true trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model ${EXTRA:-}
+    resume=true trainer.progress=false autoencoder.pretrained=$RUNS/autoencoder/model stage.target.own_round_share=0.25 \
+    ${EXTRA:-}
 echo "[tiny] uir done in $(( $(date +%s) - start )) s"
 $PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align \
     out=$OUT overwrite=true

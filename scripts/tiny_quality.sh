@@ -23,10 +23,12 @@ export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
   echo "error: $TINY/cond_align/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
-# the control: the uir stage with condition=none, as many UIR steps as the LQA-conditioned uir stage
+# the control: the uir stage with condition=none, trained as the tiny experiment trains its uir stage
+# (as many steps, the same own-round share)
 # shellcheck disable=SC2086
 $PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "$NONE")" tiny_dir=$TINY/pretrained \
-    autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false ${EXTRA:-}
+    autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false \
+    stage.target.own_round_share=0.25 ${EXTRA:-}
 [ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/cond_align \
     out=$TINY/exported/none_uir
 # the control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from rar.conditioning.sd3_text import build_sd3_text_conditioner
-from rar.conditioning.sources import TextCondition, ZeroCondition
+from rar.conditioning.sources import ConditionInputs, TextCondition, ZeroCondition
 from rar.testing import build_tiny_autoencoder, save_tiny_sd3_text_encoders
 from rar.training import checkpoint as ckpt
 from rar.training.loop import TrainConfig, train
@@ -22,6 +22,7 @@ from rar.training.stages.uir import UIRStage, psnr
 from rar.uir.autoencoders import SpaceToDepthAutoencoder
 from rar.uir.backbones import build_sd3_transformer
 from rar.uir.flow import NoisyConditionalPath
+from rar.uir.round import restore_round
 
 
 @dataclass
@@ -175,3 +176,29 @@ def test_metrics_file_has_one_line_per_step(tmp_path, text_dir):
     run(tmp_path, make_stage(None), 3)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3] and all(r["loss"] > 0 for r in lines)
+
+
+def test_own_round_share_starts_that_share_of_the_batch_at_the_models_own_round(text_dir):
+    stage = make_stage(text_dir, own_round_share=0.5, own_round_steps=2)
+    batch = FixedPairs.collate([FixedPairs()[i] for i in range(4)])
+    z_lq = stage.autoencoder.encode(batch.lq)
+    cond = stage.condition(stage.modules_by_name(), ConditionInputs(z_lq, batch.labels))
+    with torch.no_grad():
+        own = restore_round(stage.uir, z_lq[2:], cond.index(slice(2, None)), 2)
+    torch.manual_seed(1)
+    starts, train_cond = stage.own_round_starts(z_lq, cond)
+    assert torch.equal(starts[:2], z_lq[:2]) and torch.equal(train_cond.pooled[:2], cond.pooled[:2])
+    torch.testing.assert_close(starts[2:], own)
+    assert (starts[2:] - z_lq[2:]).abs().max() > 1e-4  # the round moved them
+    # the own-round items train under batch items' conditions, drawn at random
+    assert all(any(torch.equal(row, c) for c in cond.pooled) for row in train_cond.pooled[2:])
+    draws = {tuple(stage.own_round_starts(z_lq, cond)[1].pooled[2:, 0].tolist()) for _ in range(8)}
+    assert len(draws) > 1
+    loss = stage(batch).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in stage.uir.parameters() if p.requires_grad)
+    plain = make_stage(text_dir).own_round_starts(z_lq, cond)  # share 0: the paper's path
+    assert plain[0] is z_lq and plain[1] is cond
+    for bad in (dict(own_round_share=1.5), dict(own_round_share=0.5, noisy=True), dict(own_round_steps=0)):
+        with pytest.raises(ValueError, match="own_round"):
+            make_stage(text_dir, **bad)

@@ -4,6 +4,15 @@ One step: encode LQ and HQ with the frozen autoencoder (no grad), sample ``t``, 
 (noise-free by default: ``x_t = (1-t) z_lq + t z_hq``, target ``z_hq - z_lq``), get the condition
 from the injected condition source, predict the velocity, return the (SD3-weighted) MSE.
 Which parameters train (UIR, text adapter, both) is the phases' business (``configs/stage/uir.yaml``).
+
+Own rounds (``own_round_share > 0``, ours, not in the paper): for that share of each batch the
+path starts at the model's own one-round restoration of ``z_lq`` (no grad, under the item's
+condition) instead of at ``z_lq``, with the same clean target, and trains under *another* batch
+item's condition. Inference repeats the round on its own output, which a UIR taught only on
+``z_lq -> z_hq`` never sees: it applies the whole correction again and over-restores. And after a
+round the LQA's answer is often wrong (it names a present degradation far less often than in
+round 1), so a restored latent must not be restored again for whatever it is told. Measured in
+docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ class UIRStage(Stage):
         val_dataset: dataset whose first ``val_samples`` items are restored by :meth:`validate`
             (collated with its ``collate`` method); None disables validation.
         val_steps, val_method: integration used by :meth:`validate`.
+        own_round_share: share of each batch that starts from the model's own round (see the
+            module docstring); 0 = the paper's ``z_lq -> z_hq`` only. Noise-free paths only.
+        own_round_steps: Euler steps of that round (the loop's ``steps_per_round``).
         **modules: further children named after their config group (``conditioner``, ``lqa``,
             ``text_adapter``...).
     """
@@ -67,6 +79,8 @@ class UIRStage(Stage):
         val_samples: int = 4,
         val_steps: int = 4,
         val_method: str = "euler",
+        own_round_share: float = 0.0,
+        own_round_steps: int = 4,
         **modules: torch.nn.Module,
     ) -> None:
         super().__init__()
@@ -103,6 +117,14 @@ class UIRStage(Stage):
             raise ValueError(f"timestep_sampling must be one of {flow.TIMESTEP_SCHEMES}, got {timestep_sampling!r}")
         if loss_weighting not in flow.LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {flow.LOSS_WEIGHTINGS}, got {loss_weighting!r}")
+        if not 0.0 <= own_round_share <= 1.0:
+            raise ValueError(f"own_round_share must lie in [0, 1], got {own_round_share}")
+        if own_round_share > 0 and uir.concat_lq:
+            raise ValueError("own_round_share needs a noise-free UIR (its round starts at z_lq); this one "
+                             "starts from noise (concat_lq=True)")
+        if own_round_steps < 1:
+            raise ValueError(f"own_round_steps must be >= 1, got {own_round_steps}")
+        self.own_round_share, self.own_round_steps = own_round_share, own_round_steps
         self.condition = condition
         self.timestep_kwargs = dict(
             scheme=timestep_sampling, logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale
@@ -128,12 +150,26 @@ class UIRStage(Stage):
         lq, hq, labels = self._pair(batch)
         with torch.no_grad():
             z_lq, z_hq = self.autoencoder.encode(lq), self.autoencoder.encode(hq)
-        t = flow.sample_timesteps(z_hq.shape[0], device=z_hq.device, **self.timestep_kwargs)
-        sample = self.path.sample(z_lq, z_hq, t)
         cond = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
+        z_start, cond = self.own_round_starts(z_lq, cond)
+        t = flow.sample_timesteps(z_hq.shape[0], device=z_hq.device, **self.timestep_kwargs)
+        sample = self.path.sample(z_start, z_hq, t)
         v = self.uir(sample.x_t, sample.t, cond, z_lq=sample.z_lq)
         loss = flow.flow_matching_loss(v, sample.target, flow.loss_weighting(self.loss_weighting, t))
         return StepOutput(loss=loss)
+
+    def own_round_starts(self, z_lq: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, Condition]:
+        """Flow starts and training conditions: the last ``n = round(share * B)`` items start at the
+        model's own round from ``z_lq`` and take the condition of a random batch item (the batch is
+        shuffled, so which items does not matter); the others are ``z_lq`` under their own condition."""
+        b = z_lq.shape[0]
+        n = round(self.own_round_share * b)
+        if n == 0:
+            return z_lq, cond
+        with torch.no_grad():
+            own = restore_round(self.uir, z_lq[-n:], cond.index(slice(-n, None)), self.own_round_steps)
+        pick = torch.cat([torch.arange(b - n), torch.randint(0, b, (n,))]).to(z_lq.device)
+        return torch.cat([z_lq[:-n], own]), cond.index(pick)
 
     @torch.no_grad()
     def restore(self, lq: torch.Tensor, labels: Sequence | None, steps: int, method: str = "euler") -> torch.Tensor:
