@@ -199,6 +199,6 @@ def test_own_round_share_starts_that_share_of_the_batch_at_the_models_own_round(
     assert torch.isfinite(loss) and all(p.grad is not None for p in stage.uir.parameters() if p.requires_grad)
     plain = make_stage(text_dir).own_round_starts(z_lq, cond)  # share 0: the paper's path
     assert plain[0] is z_lq and plain[1] is cond
-    for bad in (dict(own_round_share=1.5), dict(own_round_share=0.5, noisy=True), dict(own_round_steps=0)):
+    for bad in ({"own_round_share": 1.5}, {"own_round_share": 0.5, "noisy": True}, {"own_round_steps": 0}):
         with pytest.raises(ValueError, match="own_round"):
             make_stage(text_dir, **bad)
