@@ -7,7 +7,7 @@ Which parameters train (UIR, text adapter, both) is the phases' business (``conf
 
 Own rounds (``own_round_share > 0``, ours, not in the paper): for that share of each batch the
 path starts at the model's own one-round restoration of ``z_lq`` (no grad, under the item's
-condition) instead of at ``z_lq``, with the same clean target, and trains under *another* batch
+condition) instead of at ``z_lq``, with the same clean target, and trains under a random batch
 item's condition. Inference repeats the round on its own output, which a UIR taught only on
 ``z_lq -> z_hq`` never sees: it applies the whole correction again and over-restores. And after a
 round the LQA's answer is often wrong (it names a present degradation far less often than in
