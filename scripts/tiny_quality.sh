@@ -19,16 +19,19 @@ BENCH=${BENCH:-data/benchmarks/samples}
 OUT=${OUT:-runs/quality/seed0}
 NONE=${NONE:-runs/tiny_none}
 export HF_HUB_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled}
-[ -d "$TINY/cond_align/model" ] || {
-  echo "error: $TINY/cond_align/model missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
+for need in cond_align/model uir/config.yaml; do
+  [ -e "$TINY/$need" ] || { echo "error: $TINY/$need missing: run scripts/tiny_experiment.sh first" >&2; exit 2; }
+done
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
-# the control: the uir stage with condition=none, trained as the tiny experiment trains its uir stage
-# (as many steps, the same own-round share)
+# the control: the uir stage with condition=none, trained as the tiny experiment trained its uir stage
+# (as many steps; the own-round share read from that run's config, so the two cannot drift apart)
+OWN_ROUNDS=$($PY -c 'import sys; from omegaconf import OmegaConf
+print(OmegaConf.select(OmegaConf.load(sys.argv[1]), "stage.target.own_round_share", default=0.0))' "$TINY/uir/config.yaml")
 # shellcheck disable=SC2086
 $PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "$NONE")" tiny_dir=$TINY/pretrained \
     autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false \
-    stage.target.own_round_share=0.25 ${EXTRA:-}
+    stage.target.own_round_share=$OWN_ROUNDS ${EXTRA:-}
 [ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/cond_align \
     out=$TINY/exported/none_uir
 # the control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)
