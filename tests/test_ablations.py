@@ -105,6 +105,8 @@ def test_training_ablation_composes_with_its_stages(experiment):
                 assert cfg.uir.config == "sd15" and cfg.text_adapter.joint_dim == 768
                 assert cfg.autoencoder._target_ == "rar.uir.autoencoders.build_kl_autoencoder"
                 assert cfg.lqa.image_adapter.latent_channels == 4
+            # SD1.5 itself predicts epsilon; the from-scratch tiny UNet predicts v (docs/experiments.md)
+            assert cfg.uir.schedule.prediction_type == ("epsilon" if experiment == "abl_sd15" else "v_prediction")
             if stage == "uir":
                 assert cfg.stage.target.path._target_ == "rar.uir.diffusion.DiffusionPath"
         elif experiment == "abl_non_iterative":

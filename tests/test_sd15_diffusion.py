@@ -111,7 +111,7 @@ def test_tiny_sd15_trains_exports_and_restores_two_images(tiny_dir, tmp_path):
     assert index["uir"][0] == "rar.uir.diffusion.DiffusionUIR"
     assert index["conditioner"][0] == "rar.conditioning.clip_text.CLIPTextConditioner"
     pipe = RARPipeline.from_pretrained(out)
-    assert isinstance(pipe.uir, DiffusionUIR) and pipe.uir.schedule == NoiseSchedule()
+    assert isinstance(pipe.uir, DiffusionUIR) and pipe.uir.schedule == NoiseSchedule(prediction_type="v_prediction")
     lq = torch.rand(2, 3, 16, 16)
     result = pipe(lq)
     assert result.images.shape == lq.shape and all(1 <= len(t.rounds) <= 2 for t in result.trajectories)

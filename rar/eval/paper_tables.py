@@ -23,7 +23,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("pixel LQA (decodes every assessment)", "pixel_lqa"),
         ("text condition, pixel LQA (naive: decoded text -> text encoders)", "text_pixel"),
         ("text condition, latent LQA", "text_latent"),
-        ("SD1.5-style diffusion UNet (DDPM eps, DDIM)", "sd15"),
+        ("SD1.5-style diffusion UNet (DDPM, DDIM)", "sd15"),
     ),
     "Table 5 (iterative assessment in training)": (
         ("noise-free, iterative joint (K = 4)", "iterative"),
