@@ -1,11 +1,12 @@
-"""Choose the stop rule's threshold on the model's own rounds: ``python scripts/calibrate_stop.py model=DIR``.
+"""Choose the stop rule's thresholds on the model's own rounds: ``python scripts/calibrate_stop.py model=DIR``.
 
 Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset`; not
 the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
-threshold whose rule scores best. Writes ``stop_calibration.json`` (the table, and every crop's scores
-and ``p_better`` under ``crops`` for a post-hoc look at other rules) into the model
-folder and, with ``write=true``, the threshold into its ``rar_config.json``.
+threshold (and round 1's own, ``first_thresholds``; null: one for every round) whose rule scores
+best. Writes ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under
+``crops`` for a post-hoc look at other rules) into the model folder and, with ``write=true``, the
+thresholds into its ``rar_config.json``.
 """
 
 from __future__ import annotations
@@ -40,17 +41,23 @@ def main(cfg: DictConfig) -> None:
         for audit, hq in zip(own_rounds(pipe, batch.lq, rounds=int(cfg.rounds)), batch.hq, strict=True):
             scores.append(torch.tensor([suite.score(image, hq, "crop")[cfg.metric] for image in audit.images]))
             p_better.append(audit.p_better)
-    choice = choose_threshold(scores, p_better, list(cfg.thresholds))
+    firsts = None if cfg.first_thresholds is None else list(cfg.first_thresholds)
+    choice = choose_threshold(scores, p_better, list(cfg.thresholds), firsts)
+    policy = [{"first_threshold": first, "threshold": later, cfg.metric: value}
+              for (first, later), value in choice.policy.items()]
     report = {"model": str(folder), "metric": cfg.metric, "rounds": int(cfg.rounds),
-              "data": OmegaConf.to_container(cfg.data, resolve=True), **asdict(choice),
+              "data": OmegaConf.to_container(cfg.data, resolve=True), **asdict(choice), "policy": policy,
               "crops": [{cfg.metric: row.tolist(), "p_better": p.tolist()}
                         for row, p in zip(scores, p_better, strict=True)]}
     (folder / "stop_calibration.json").write_text(json.dumps(report, indent=1) + "\n")
     if cfg.write:
         config_path = folder / LOOP_CONFIG_NAME
-        LoopConfig.load(config_path).replace(threshold=choice.threshold).save(config_path)
-    print(f"{folder}: threshold {choice.threshold} ({'written' if cfg.write else 'not written'}); "
-          f"{cfg.metric} of the rule per threshold: " + ", ".join(f"{t:g} {v:.4f}" for t, v in choice.policy.items())
+        LoopConfig.load(config_path).replace(threshold=choice.threshold,
+                                             first_threshold=choice.first_threshold).save(config_path)
+    best = sorted(choice.policy.items(), key=lambda item: -item[1])[:5]
+    print(f"{folder}: threshold {choice.threshold}, round 1 {choice.first_threshold} "
+          f"({'written' if cfg.write else 'not written'}); best {cfg.metric} of the rule (round 1, later): "
+          + ", ".join(f"({f}, {t:g}) {v:.4f}" for (f, t), v in best)
           + f"; input {choice.input:.4f}, perfect rule {choice.oracle:.4f}, {choice.images} crops")
 
 

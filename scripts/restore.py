@@ -47,7 +47,8 @@ from rar.pipeline.tiling import Tiling
 from rar.utils.cli_errors import one_line_errors
 from rar.utils.image_io import ImageLoadError, list_images, load_image, save_image
 
-LOOP_FLAGS = {"max_rounds": int, "steps_per_round": int, "assess_every": int, "threshold": float, "seed": int}
+LOOP_FLAGS = {"max_rounds": int, "steps_per_round": int, "assess_every": int, "threshold": float,
+              "first_threshold": float, "seed": int}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,8 +56,9 @@ $PY scripts/train.py stage=uir condition=text experiment=tiny name=$NAME tiny_di
 echo "[tiny] uir done in $(( $(date +%s) - start )) s"
 $PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align \
     out=$OUT overwrite=true
-# 4. the stop threshold, chosen on the model's own rounds on degraded training-photo crops
-#    (docs/experiments.md: the tiny comparator's p_better on the restorer's outputs is not centred on 0.5)
+# 4. the stop thresholds (round 1's and the later rounds'), chosen on the model's own rounds on
+#    degraded training-photo crops (docs/experiments.md: the tiny comparator's p_better on the
+#    restorer's outputs is not centred on 0.5)
 start=$(date +%s)
 $PY scripts/calibrate_stop.py model=$OUT
 echo "[tiny] calibrate_stop done in $(( $(date +%s) - start )) s"

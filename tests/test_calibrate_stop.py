@@ -23,8 +23,13 @@ def test_choose_threshold_by_hand():
     p = [torch.tensor([0.95, 0.85]), torch.tensor([0.8, 0.9])]
     got = choose_threshold(scores, p, [0.5, 0.9, 0.99])
     # 0.5 accepts everything: (0.4 + 0.65) / 2; 0.9 keeps round 1 of image 1 only: (0.6 + 0.7) / 2; 0.99 none
-    assert got.policy == pytest.approx({0.5: 0.525, 0.9: 0.65, 0.99: 0.6})
-    assert got.threshold == 0.9 and got.images == 2 and got.oracle == pytest.approx(0.65)
+    assert got.policy == pytest.approx({(None, 0.5): 0.525, (None, 0.9): 0.65, (None, 0.99): 0.6})
+    assert (got.threshold, got.first_threshold) == (0.9, None) and got.images == 2 and got.oracle == pytest.approx(0.65)
+    # round 1 on its own: (0.85, 0.9) keeps round 1 of image 1 and rejects image 2's (p 0.8), as does (0.9, 0.9);
+    # the tie goes to the pair nearer 0.5; (0.0, 0.99) accepts both first rounds: (0.6 + 0.6) / 2
+    pairs = choose_threshold(scores, p, [0.5, 0.9, 0.99], first_candidates=[0.0, 0.85, 0.9])
+    assert pairs.policy[(0.0, 0.99)] == pytest.approx(0.6) and pairs.policy[(0.85, 0.9)] == pytest.approx(0.65)
+    assert (pairs.first_threshold, pairs.threshold) == (0.85, 0.9)
     # a tie goes to the threshold nearest the paper's 0.5
     assert choose_threshold(scores, p, [0.96, 0.99, 0.0, 0.3]).threshold == 0.96
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
@@ -41,10 +46,17 @@ def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((model / "stop_calibration.json").read_text())
-    assert report["images"] == 4 and set(report["policy"]) == {"0.0", "1.0"}
-    best = max(report["policy"], key=report["policy"].get)
-    assert report["threshold"] == float(best)
+    # every pair of a round-1 threshold (default candidates) and a later one
+    firsts = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert report["images"] == 4 and {(r["first_threshold"], r["threshold"]) for r in report["policy"]} == {
+        (f, t) for f in firsts for t in (0.0, 1.0)}
+    best = max(report["policy"], key=lambda r: r["ssim"])
+    assert best["ssim"] == max(r["ssim"] for r in report["policy"])
+    chosen = next(r for r in report["policy"]
+                  if (r["first_threshold"], r["threshold"]) == (report["first_threshold"], report["threshold"]))
+    assert chosen["ssim"] == best["ssim"]
     # every crop's scores (input, then each round) and p_better, for a post-hoc look at other rules
     assert len(report["crops"]) == 4 and all(len(c["ssim"]) == 3 and len(c["p_better"]) == 2 for c in report["crops"])
     config = LoopConfig.load(model / "rar_config.json")
-    assert config.threshold == report["threshold"] and config.max_rounds == 1  # the other settings are kept
+    assert (config.threshold, config.first_threshold) == (report["threshold"], report["first_threshold"])
+    assert config.max_rounds == 1  # the other settings are kept

@@ -127,6 +127,19 @@ def test_preferring_assessor_runs_max_rounds(pipe):
     assert stub.lqa.compare_batches == [2, 2, 2] and not torch.equal(result.images, lq)
 
 
+def test_round_one_has_its_own_threshold(pipe):
+    # every comparison says 0.6: round 1 passes its own 0.5, round 2 fails the later rounds' 0.9
+    stub = stub_pipeline(pipe, 0.6, threshold=0.9, first_threshold=0.5)
+    result = stub(torch.rand(2, 3, 16, 16))
+    for traj in result.trajectories:
+        assert [r.accepted for r in traj.rounds] == [True, False] and traj.rounds_applied == 1
+    assert stub.lqa.compare_batches == [2, 2]
+    # without it, round 1 is held to the same 0.9 and the input comes back
+    assert all(t.rounds_applied == 0 for t in stub_pipeline(pipe, 0.6, threshold=0.9)(torch.rand(1, 3, 16, 16)).trajectories)
+    assert LoopConfig(threshold=0.9, first_threshold=0.2).threshold_at(1) == 0.2
+    assert LoopConfig(threshold=0.9, first_threshold=0.2).threshold_at(2) == 0.9 == LoopConfig(threshold=0.9).threshold_at(1)
+
+
 def test_fixed_stop_never_compares(pipe):
     stub = stub_pipeline(pipe, 0.0, stop="fixed")
     result = stub(torch.rand(2, 3, 16, 16))
@@ -230,6 +243,8 @@ def test_loop_settings_are_checked():
         LoopConfig(stop="never")
     with pytest.raises(ValueError, match="threshold"):
         LoopConfig(threshold=1.5)
+    with pytest.raises(ValueError, match="first_threshold must be None or lie in"):
+        LoopConfig(first_threshold=-0.1)
     with pytest.raises(TypeError, match="unknown loop settings"):
         LoopConfig().replace(rounds=2)
 

@@ -27,6 +27,10 @@ def test_hand_count():
     assert got.oracle == pytest.approx((0.60 + 0.70) / 2) and got.input == pytest.approx(0.60)
     # p of helping rounds {0.9, 0.4, 0.7} vs harmful {0.6, 0.2, 0.3}: 8 of 9 pairs ordered right (not 0.4 < 0.6)
     assert got.auc == pytest.approx(8 / 9)
+    # round 1 held to its own 0.95: image 1 now rejects round 1 (0.50), image 2 as before (0.70)
+    strict_first = stop_accuracy(scores, p, threshold=0.5, first_threshold=0.95)
+    assert strict_first.policy == pytest.approx((0.50 + 0.70) / 2) and strict_first.first_round_accuracy == 0.5
+    assert strict_first.accuracy == pytest.approx(3 / 6) and strict_first.auc == got.auc  # AUC ignores thresholds
     assert math.isnan(auc(torch.tensor([0.1, 0.2]), torch.tensor([True, True])))
     with pytest.raises(ValueError, match="one more entry"):
         stop_accuracy([torch.zeros(3)], [torch.zeros(3)])

@@ -61,7 +61,7 @@ def run_rounds(
         if config.stop == "compare":
             with clock.section("compare"):
                 p_better = wiring.compare(new, current, round_index)
-        rounds.record(new, texts, p_better, config.threshold, clock.total() - start)
+        rounds.record(new, texts, p_better, config.threshold_at(round_index), clock.total() - start)
     return rounds
 
 

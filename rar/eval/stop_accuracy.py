@@ -2,7 +2,8 @@
 
 Per image, the reconstruction of its input and each round's output are scored against the clean
 reference (SSIM, as the harness scores them); round ``r`` *helped* when its score rose above round
-``r - 1``'s. The stop rule accepts round ``r`` when ``p_better >= threshold``. From all rounds of
+``r - 1``'s. The stop rule accepts round ``r`` when ``p_better >= threshold`` (round 1: ``first_threshold``
+when given, :class:`rar.pipeline.LoopConfig`). From all rounds of
 all images (every round run, whatever the rule would have decided, so later rounds are judged
 too):
 
@@ -50,8 +51,8 @@ def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float(greater + 0.5 * ties)
 
 
-def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tensor], threshold: float = 0.5
-                  ) -> StopAccuracy:
+def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tensor], threshold: float = 0.5,
+                  first_threshold: float | None = None) -> StopAccuracy:
     """``scores[i]``: ``[R + 1]`` image ``i``'s score of its input reconstruction, then of each
     round; ``p_better[i]``: ``[R]`` the rule's probability for each round (see the module doc)."""
     if len(scores) != len(p_better) or not scores:
@@ -62,7 +63,10 @@ def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tenso
         if s.shape != (p.shape[0] + 1,):
             raise ValueError(f"scores must have one more entry than p_better, got {tuple(s.shape)} and {tuple(p.shape)}")
         helped.append(s[1:] > s[:-1])
-        accepted.append(p >= threshold)
+        bar = torch.full_like(p, threshold)
+        if first_threshold is not None and bar.numel():
+            bar[0] = first_threshold
+        accepted.append(p >= bar)
         stop = int((~accepted[-1]).nonzero()[0, 0]) if bool((~accepted[-1]).any()) else p.shape[0]
         policy.append(float(s[stop]))
         harm = (~helped[-1]).nonzero()

@@ -28,6 +28,10 @@ class LoopConfig:
             round on, so the loop never returns something judged worse than its input);
             ``"fixed"`` — always ``max_rounds`` rounds, no comparison.
         threshold: acceptance threshold on ``p_better`` in ``[0, 1]``.
+        first_threshold: the threshold of round 1 only (the comparison with the degraded input
+            itself, the kind of pair the LQA learnt to compare; later rounds compare two
+            restorations), or ``None`` for ``threshold`` (the paper: one threshold, 0.5).
+            ``scripts/calibrate_stop.py`` chooses both.
         prompt_pool: ``"fixed"`` (the LQA's identification question) or ``"random"`` (one of 24
             phrasings per assessment, chosen from ``seed``; :mod:`rar.pipeline.prompts`).
         seed: seeds the prompt choice and, for a noise-start UIR, each image's start noise (:mod:`rar.uir.noise`).
@@ -42,6 +46,7 @@ class LoopConfig:
     assess_every: int | None = None
     stop: str = "compare"
     threshold: float = 0.5
+    first_threshold: float | None = None
     prompt_pool: str = "fixed"
     seed: int = 0
     input_floor: bool = True
@@ -55,11 +60,17 @@ class LoopConfig:
              f"assess_every must be None or >= 1, got {self.assess_every}"),
             (self.stop in STOP_RULES, f"stop must be one of {STOP_RULES}, got {self.stop!r}"),
             (0.0 <= self.threshold <= 1.0, f"threshold must lie in [0, 1], got {self.threshold}"),
+            (self.first_threshold is None or 0.0 <= self.first_threshold <= 1.0,
+             f"first_threshold must be None or lie in [0, 1], got {self.first_threshold}"),
             (self.prompt_pool in PROMPT_POOLS, f"prompt_pool must be one of {PROMPT_POOLS}, got {self.prompt_pool!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    def threshold_at(self, round_index: int) -> float:
+        """The acceptance threshold of round ``round_index`` (1-based)."""
+        return self.threshold if round_index > 1 or self.first_threshold is None else self.first_threshold
 
     def replace(self, **changes) -> LoopConfig:
         """A copy with ``changes`` (unknown names are an error listing the known ones)."""
@@ -96,5 +107,6 @@ class LoopConfig:
             raise ValueError(f"{path}: {error}") from error
 
 
-_JSON_KINDS = {"bool": bool, "int": int, "int | None": (int, type(None)), "str": str, "float": (int, float)}
+_JSON_KINDS = {"bool": bool, "int": int, "int | None": (int, type(None)), "str": str, "float": (int, float),
+               "float | None": (int, float, type(None))}
 """JSON value types accepted per annotated field type (annotations are strings: ``from __future__``)."""

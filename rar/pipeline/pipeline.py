@@ -142,7 +142,8 @@ class RARPipeline(InferencePipeline):
                         p_better = tiles.per_image(self.lqa.p_better(
                             self._lqa_view(tiles.split(z_out), clock), self._lqa_view(x_in, clock),
                             question=question).p_better)
-                rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold, clock.total() - start)
+                rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold_at(round_index),
+                              clock.total() - start)
             with clock.section("decode"):  # the one decode (of the images that kept a round)
                 images = self._output_images(lq, rounds)
         return RestoreResult(images, rounds.trajectories, dict(clock.seconds))

@@ -39,7 +39,7 @@ def own_rounds(pipe: RARPipeline, lq: torch.Tensor, rounds: int = 3) -> list[Own
     """Run ``rounds`` rounds on each image of ``lq [B, 3, H, W]``, keeping every output."""
     config = pipe.config
     try:
-        pipe.config = config.replace(max_rounds=rounds, stop="compare", threshold=0.0)
+        pipe.config = config.replace(max_rounds=rounds, stop="compare", threshold=0.0, first_threshold=None)
         result = pipe(lq, return_latents=True)
     finally:
         pipe.config = config
