@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rar.pipeline.config import LoopConfig
-
 
 @dataclass
 class StopAccuracy:
@@ -59,14 +57,15 @@ def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tenso
     round; ``p_better[i]``: ``[R]`` the rule's probability for each round (see the module doc)."""
     if len(scores) != len(p_better) or not scores:
         raise ValueError(f"need one score row per p_better row (> 0), got {len(scores)} and {len(p_better)}")
-    rule = LoopConfig(threshold=threshold, first_threshold=first_threshold)  # owns which round gets which
     helped, accepted, policy, oracle = [], [], [], []
     for s, p in zip(scores, p_better, strict=True):
         s, p = torch.as_tensor(s, dtype=torch.float64), torch.as_tensor(p, dtype=torch.float64)
         if s.shape != (p.shape[0] + 1,):
             raise ValueError(f"scores must have one more entry than p_better, got {tuple(s.shape)} and {tuple(p.shape)}")
         helped.append(s[1:] > s[:-1])
-        bar = torch.tensor([rule.threshold_at(r) for r in range(1, p.shape[0] + 1)], dtype=p.dtype)
+        bar = torch.full_like(p, threshold)
+        if first_threshold is not None and bar.numel():
+            bar[0] = first_threshold
         accepted.append(p >= bar)
         stop = int((~accepted[-1]).nonzero()[0, 0]) if bool((~accepted[-1]).any()) else p.shape[0]
         policy.append(float(s[stop]))
