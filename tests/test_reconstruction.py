@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pytest
@@ -36,3 +37,28 @@ def test_lossless_and_lossy_autoencoders_are_told_apart():
     assert lossless.rows["clean"]["psnr"] >= 79 and lossless.rows["B"]["ssim"] > 0.999
     assert lossy.rows["clean"]["psnr"] < 35 and lossy.rows["clean"]["ssim"] < 0.95
     assert "| clean | 3 |" in lossy.table()
+    # per combination, the reconstruction's cost against the input: none when lossless, some when not
+    assert set(lossy.combinations) == {f"B:{c}" for c in bench.combinations("B")}
+    assert all(abs(v["ssim"]) < 1e-6 for v in lossless.combinations.values())
+    assert sum(v["ssim"] for v in lossy.combinations.values()) < 0
+    worst = min(lossy.combinations, key=lambda k: lossy.combinations[k]["ssim"])
+    assert lossy.combination_table().splitlines()[2].startswith(f"| {worst} |")
+
+
+def test_low_resolution_inputs_are_encoded_upscaled_as_rar_encodes_them():
+    bench = BenchmarkSet.load(BENCH, groups=["B"])
+    bench = dataclasses.replace(bench, items=tuple(i for i in bench.items if "low resolution" in i.combination)[:1])
+    suite = MetricSuite(["psnr"])
+    sizes = []
+
+    class Recording(SpaceToDepthAutoencoder):
+        def _encode(self, x: torch.Tensor) -> torch.Tensor:
+            sizes.append(tuple(x.shape[-2:]))
+            return super()._encode(x)
+
+    reconstruction_quality(Recording(4), bench, suite)
+    # encoded: the clean photo, the input as given (row "B"), the input for its floor: x4-upscaled
+    assert [width for _, width in sizes] == [256, 64, 256]
+    sizes.clear()
+    reconstruction_quality(Recording(4), bench, suite, upscale_inputs=False)
+    assert [width for _, width in sizes] == [256, 64, 64]
