@@ -47,8 +47,7 @@ def main() -> None:
     print(f"encode+decode: {report.seconds:.1f} s")
     if args.json:
         args.json.write_text(json.dumps({"rows": report.rows, "combinations": report.combinations,
-                                                    "counts": report.counts, "seconds": report.seconds},
-                                        indent=2))
+                                         "counts": report.counts, "seconds": report.seconds}, indent=2))
 
 
 if __name__ == "__main__":

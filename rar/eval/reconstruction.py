@@ -31,8 +31,8 @@ class ReconstructionReport:
         rows: ``{row: {metric: mean}}``; rows are ``clean`` (each distinct HQ image once) and
             ``<group>`` (that group's LQ images), e.g. ``{"clean": {"psnr": 36.1, "ssim": 0.97}}``,
             each scored against the image that was encoded; then ``<group> floor`` and
-            ``<group> input``: the reconstructed LQ and the LQ itself scored against the clean
-            image (what RAR returns when it rejects every round, and what it must beat).
+            ``<group> input``: the reconstructed LQ (upscaled first, see ``upscale_inputs``) and
+            the LQ itself scored against the clean image (what RAR returns when it rejects every round, and what it must beat).
         combinations: ``{"<group>:<combination>": {metric: mean of floor - input}}``, the
             reconstruction's cost per combination (negative: the autoencoder alone loses that much).
         counts: images per row.
