@@ -32,7 +32,7 @@ from rar.core.outputs import MethodOutput
 from rar.core.timing import synchronize
 from rar.eval.benchmark import Benchmark, EvalItem
 from rar.eval.method import Method, StoredOutputs
-from rar.eval.metrics import MetricSuite, match_reference_size
+from rar.eval.metrics import MetricSuite, upscale_low_resolution
 from rar.eval.report import write_montage, write_reports
 from rar.eval.results import (
     ImageResult,
@@ -82,9 +82,7 @@ def _batches(
     for item in items:
         lq = load_image(item.lq)
         if upscale_inputs:
-            size = _image_size(item.hq)
-            if (4 * lq.shape[-2], 4 * lq.shape[-1]) == size:
-                lq = match_reference_size(lq, size, item.key)
+            lq = upscale_low_resolution(lq, _image_size(item.hq), item.key)
         if images and (len(group) == batch_size or lq.shape != images[0].shape):
             yield group, torch.stack(images)
             group, images = [], []

@@ -97,6 +97,14 @@ def match_reference_size(output: torch.Tensor, reference_size: tuple[int, int], 
     )
 
 
+def upscale_low_resolution(image: torch.Tensor, reference_size: tuple[int, int], name: str) -> torch.Tensor:
+    """``image [3, h, w]`` upscaled x4 (as :func:`match_reference_size`) when it is exactly 1/4 of
+    ``reference_size``; any other size unchanged. How low-resolution inputs reach a method."""
+    if (4 * image.shape[-2], 4 * image.shape[-1]) == tuple(reference_size):
+        return match_reference_size(image, reference_size, name)
+    return image
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch (CPU and ``device``), numpy and ``random`` for the block; restore them afterwards."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rar.data.benchmark_sets import BenchmarkSet
-from rar.eval.metrics import MetricSuite, match_reference_size
+from rar.eval.metrics import MetricSuite, upscale_low_resolution
 from rar.uir.autoencoders import LatentAutoencoder
 from rar.utils.image_io import load_image
 
@@ -88,9 +88,8 @@ def reconstruction_quality(autoencoder: LatentAutoencoder, bench: BenchmarkSet, 
         totals: dict[str, float] = {}
         for path, reference, through_autoencoder in entries:
             output, target = load_image(path), load_image(reference)
-            size = tuple(target.shape[-2:])
-            if upscale_inputs and (4 * output.shape[-2], 4 * output.shape[-1]) == size:
-                output = match_reference_size(output, size, str(path))
+            if upscale_inputs:
+                output = upscale_low_resolution(output, tuple(target.shape[-2:]), str(path))
             if through_autoencoder:
                 start = time.perf_counter()
                 output = reconstruct(autoencoder, output, suite.device)
