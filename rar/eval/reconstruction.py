@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -60,6 +59,11 @@ class ReconstructionReport:
         return "\n".join(lines)
 
 
+def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
+    """Per metric, the mean over a list of score dicts."""
+    return {name: sum(s[name] for s in scores) / len(scores) for name in scores[0]}
+
+
 @torch.no_grad()
 def reconstruct(autoencoder: LatentAutoencoder, image: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
     """``decode(encode(image))`` of one image ``[3, H, W]`` in ``[0, 1]`` on ``device``; same size, on the CPU."""
@@ -73,37 +77,37 @@ def reconstruction_quality(autoencoder: LatentAutoencoder, bench: BenchmarkSet, 
     RAR, ``configs/method/rar.yaml``) a low-resolution LQ, exactly 1/4 of its reference, is
     upscaled x4 before it is encoded, as RAR encodes it."""
     report = ReconstructionReport()
-    # per row: (image to score, reference, whether the image is first passed through the autoencoder)
-    jobs: dict[str, list[tuple[Path, Path, bool]]] = {
-        "clean": [(hq, hq, True) for hq in sorted({item.hq for item in bench.items})]
-    }
-    for item in bench.items:
-        jobs.setdefault(item.group, []).append((item.lq, item.lq, True))
-    for item in bench.items:
-        jobs.setdefault(f"{item.group} floor", []).append((item.lq, item.hq, True))
-        jobs.setdefault(f"{item.group} input", []).append((item.lq, item.hq, False))
+    groups = list(dict.fromkeys(item.group for item in bench.items))
+    # rows in table order: clean, each group's LQ, then each group's floor and input
+    scores: dict[str, list[dict[str, float]]] = {"clean": [], **{g: [] for g in groups}}
+    for g in groups:
+        scores[f"{g} floor"], scores[f"{g} input"] = [], []
     elapsed = 0.0
-    per_item: dict[tuple[str, Path], dict[str, float]] = {}
-    for row, entries in jobs.items():
-        totals: dict[str, float] = {}
-        for path, reference, through_autoencoder in entries:
-            output, target = load_image(path), load_image(reference)
-            if upscale_inputs:
-                output = upscale_low_resolution(output, tuple(target.shape[-2:]), str(path))
-            if through_autoencoder:
-                start = time.perf_counter()
-                output = reconstruct(autoencoder, output, suite.device)
-                elapsed += time.perf_counter() - start
-            scores = suite.score(output, target, str(path))
-            for name, value in scores.items():
-                totals[name] = totals.get(name, 0.0) + value
-            per_item[row, path] = scores
-        report.rows[row] = {name: total / len(entries) for name, total in totals.items()}
-        report.counts[row] = len(entries)
-    report.seconds = elapsed
+
+    def timed_reconstruct(image: torch.Tensor) -> torch.Tensor:
+        nonlocal elapsed
+        start = time.perf_counter()
+        output = reconstruct(autoencoder, image, suite.device)
+        elapsed += time.perf_counter() - start
+        return output
+
+    for hq_path in sorted({item.hq for item in bench.items}):
+        hq = load_image(hq_path)
+        scores["clean"].append(suite.score(timed_reconstruct(hq), hq, str(hq_path)))
     costs: dict[str, list[dict[str, float]]] = {}
     for item in bench.items:
-        floor, given = per_item[f"{item.group} floor", item.lq], per_item[f"{item.group} input", item.lq]
+        lq, hq, name = load_image(item.lq), load_image(item.hq), str(item.lq)
+        recon = timed_reconstruct(lq)  # the LQ as given, scored against itself
+        scores[item.group].append(suite.score(recon, lq, name))
+        encoded = upscale_low_resolution(lq, tuple(hq.shape[-2:]), name) if upscale_inputs else lq
+        if encoded is not lq:  # only a low-resolution input, upscaled, needs its own pass
+            recon = timed_reconstruct(encoded)
+        floor, given = suite.score(recon, hq, name), suite.score(encoded, hq, name)
+        scores[f"{item.group} floor"].append(floor)
+        scores[f"{item.group} input"].append(given)
         costs.setdefault(f"{item.group}:{item.combination}", []).append({m: floor[m] - given[m] for m in floor})
-    report.combinations = {key: {m: sum(c[m] for c in cs) / len(cs) for m in cs[0]} for key, cs in costs.items()}
+    report.rows = {row: _mean(values) for row, values in scores.items()}
+    report.counts = {row: len(values) for row, values in scores.items()}
+    report.seconds = elapsed
+    report.combinations = {key: _mean(values) for key, values in costs.items()}
     return report
