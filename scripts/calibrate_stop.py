@@ -3,8 +3,8 @@
 Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset`; not
 the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
-threshold (and round 1's own, ``first_thresholds``; null: one for every round) whose rule scores
-best. Writes ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under
+threshold (and round 1's own, ``first_thresholds``; null: one for every round): of the rules within
+``standard_errors`` of the best, the one that keeps exactly one round most often. Writes ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under
 ``crops`` for a post-hoc look at other rules) into the model folder and, with ``write=true``, the
 thresholds into its ``rar_config.json``.
 """
@@ -42,7 +42,7 @@ def main(cfg: DictConfig) -> None:
             scores.append(torch.tensor([suite.score(image, hq, "crop")[cfg.metric] for image in audit.images]))
             p_better.append(audit.p_better)
     firsts = None if cfg.first_thresholds is None else list(cfg.first_thresholds)
-    choice = choose_threshold(scores, p_better, list(cfg.thresholds), firsts)
+    choice = choose_threshold(scores, p_better, list(cfg.thresholds), firsts, float(cfg.standard_errors))
     policy = [{"first_threshold": first, "threshold": later, cfg.metric: value}
               for (first, later), value in choice.policy.items()]
     report = {"model": str(folder), "metric": cfg.metric, "rounds": int(cfg.rounds),
@@ -58,7 +58,9 @@ def main(cfg: DictConfig) -> None:
     print(f"{folder}: threshold {choice.threshold}, round 1 {choice.first_threshold} "
           f"({'written' if cfg.write else 'not written'}); best {cfg.metric} of the rule (round 1, later): "
           + ", ".join(f"({f}, {t:g}) {v:.4f}" for (f, t), v in best)
-          + f"; input {choice.input:.4f}, perfect rule {choice.oracle:.4f}, {choice.images} crops")
+          + f"; chosen {choice.policy[(choice.first_threshold, choice.threshold)]:.4f} (within {choice.tolerance:.4f}"
+          f" of the best, one round on {choice.one_round:.0%} of crops); input {choice.input:.4f}, perfect rule"
+          f" {choice.oracle:.4f}, {choice.images} crops")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,16 @@ done
 GROUPS_SWEEP=benchmark=samples_groupA,samples_groupB,samples_groupC
 
 # the control: the uir stage with condition=none, trained as the tiny experiment trained its uir stage
-# (as many steps; the own-round share read from that run's config, so the two cannot drift apart)
-OWN_ROUNDS=$($PY -c 'import sys; from omegaconf import OmegaConf
-print(OmegaConf.select(OmegaConf.load(sys.argv[1]), "stage.target.own_round_share", default=0.0))' "$TINY/uir/config.yaml")
+# (as many steps; the own-round and wrong-condition shares read from that run's config, so the two
+# cannot drift apart)
+SHARES=$($PY -c 'import sys; from omegaconf import OmegaConf
+cfg = OmegaConf.load(sys.argv[1])
+keys = ("stage.target.own_round_share", "stage.target.wrong_share")
+print(" ".join(f"{k}={OmegaConf.select(cfg, k, default=0.0)}" for k in keys))' "$TINY/uir/config.yaml")
 # shellcheck disable=SC2086
 $PY scripts/train.py stage=uir condition=none experiment=tiny name="$(basename "$NONE")" tiny_dir=$TINY/pretrained \
     autoencoder.pretrained=$TINY/autoencoder/model hydra.run.dir=$NONE/uir resume=true trainer.progress=false \
-    stage.target.own_round_share=$OWN_ROUNDS ${EXTRA:-}
+    $SHARES ${EXTRA:-}
 [ -d "$TINY/exported/none_uir" ] || $PY scripts/export_pipeline.py run_dir=$NONE/uir lqa_from=$TINY/cond_align \
     out=$TINY/exported/none_uir
 # the control gets its stop threshold the way the model does (tiny_experiment.sh: calibrate_stop.py)

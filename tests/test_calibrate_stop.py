@@ -21,19 +21,38 @@ def test_choose_threshold_by_hand():
     # image 1: round 1 helps (p 0.95), round 2 hurts (p 0.85); image 2: round 1 hurts (p 0.8)
     scores = [torch.tensor([0.5, 0.6, 0.4]), torch.tensor([0.7, 0.6, 0.65])]
     p = [torch.tensor([0.95, 0.85]), torch.tensor([0.8, 0.9])]
-    got = choose_threshold(scores, p, [0.5, 0.9, 0.99])
+    got = choose_threshold(scores, p, [0.5, 0.9, 0.99], standard_errors=0.0)  # the best mean
     # 0.5 accepts everything: (0.4 + 0.65) / 2; 0.9 keeps round 1 of image 1 only: (0.6 + 0.7) / 2; 0.99 none
     assert got.policy == pytest.approx({(None, 0.5): 0.525, (None, 0.9): 0.65, (None, 0.99): 0.6})
     assert (got.threshold, got.first_threshold) == (0.9, None) and got.images == 2 and got.oracle == pytest.approx(0.65)
     # round 1 on its own: (0.85, 0.9) keeps round 1 of image 1 and rejects image 2's (p 0.8), as does (0.9, 0.9);
     # the tie goes to the pair nearer 0.5; (0.0, 0.99) accepts both first rounds: (0.6 + 0.6) / 2
-    pairs = choose_threshold(scores, p, [0.5, 0.9, 0.99], first_candidates=[0.0, 0.85, 0.9])
+    pairs = choose_threshold(scores, p, [0.5, 0.9, 0.99], first_candidates=[0.0, 0.85, 0.9], standard_errors=0.0)
     assert pairs.policy[(0.0, 0.99)] == pytest.approx(0.6) and pairs.policy[(0.85, 0.9)] == pytest.approx(0.65)
     assert (pairs.first_threshold, pairs.threshold) == (0.85, 0.9)
     # a tie goes to the threshold nearest the paper's 0.5
-    assert choose_threshold(scores, p, [0.96, 0.99, 0.0, 0.3]).threshold == 0.96
+    assert choose_threshold(scores, p, [0.96, 0.99, 0.0, 0.3], standard_errors=0.0).threshold == 0.96
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         choose_threshold(scores, p, [1.5])
+    with pytest.raises(ValueError, match="standard_errors"):
+        choose_threshold(scores, p, [0.5], standard_errors=-1.0)
+
+
+def test_choose_threshold_prefers_one_round_within_the_noise():
+    # round 1 helps images 1-3 a little and ruins image 4; round 2 helps only image 1
+    scores = [torch.tensor([0.5, 0.6, 0.62]), torch.tensor([0.5, 0.6, 0.55]),
+              torch.tensor([0.5, 0.55, 0.5]), torch.tensor([0.5, 0.2, 0.2])]
+    p = [torch.tensor([0.9, 0.95]), torch.tensor([0.3, 0.5]), torch.tensor([0.9, 0.5]), torch.tensor([0.2, 0.5])]
+    # (0.8, 0.99) keeps 0.6, 0.5, 0.55, 0.5: 0.5375, the best mean; (0.0, 0.99) keeps round 1 everywhere: 0.4875.
+    # Per image the best is 0, -0.1, 0, +0.3 ahead: mean 0.05, standard error 0.1732 / 2 = 0.0866
+    got = choose_threshold(scores, p, [0.99], first_candidates=[0.0, 0.8])
+    assert got.best == (0.8, 0.99) and got.policy[got.best] == pytest.approx(0.5375)
+    assert (got.first_threshold, got.threshold) == (0.0, 0.99) and got.one_round == 1.0
+    assert got.tolerance == pytest.approx(0.0866, abs=1e-4)
+    # half a standard error (0.0433) no longer covers the 0.05 gap, and none keeps the best mean
+    for standard_errors in (0.5, 0.0):
+        strict = choose_threshold(scores, p, [0.99], first_candidates=[0.0, 0.8], standard_errors=standard_errors)
+        assert (strict.first_threshold, strict.threshold) == (0.8, 0.99) and strict.one_round == 0.5
 
 
 def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):

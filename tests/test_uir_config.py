@@ -62,9 +62,10 @@ def test_the_paper_settings_are_the_default_lqa_condition_and_two_phase_layout(t
 
 
 def test_train_entry_point_runs_two_steps_and_exports(tmp_path, tiny_dir):
-    # the tiny experiment's uir stage: true-text condition, a quarter of each batch from its own round
+    # the tiny experiment's uir stage: true-text condition, a quarter of each batch from its own round,
+    # a quarter of the rest under another item's text
     cfg = compose_uir(tmp_path, tiny_dir, "condition=text", "phases.0.max_steps=2", "trainer.batch_size=4",
-                      "data.dataset.length=8", "stage.target.own_round_share=0.25")
+                      "data.dataset.length=8", "stage.target.own_round_share=0.25", "stage.target.wrong_share=0.25")
     (result,) = run_training(cfg)
     run_dir = tmp_path / "run"
     assert result.steps == 2 and all(loss > 0 for loss in result.losses)

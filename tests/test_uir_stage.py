@@ -202,3 +202,24 @@ def test_own_round_share_starts_that_share_of_the_batch_at_the_models_own_round(
     for bad in ({"own_round_share": 1.5}, {"own_round_share": 0.5, "noisy": True}, {"own_round_steps": 0}):
         with pytest.raises(ValueError, match="own_round"):
             make_stage(text_dir, **bad)
+
+
+def test_wrong_share_trains_that_share_of_the_z_lq_starts_under_another_items_condition(text_dir):
+    stage = make_stage(text_dir, own_round_share=0.5, own_round_steps=1, wrong_share=0.5)
+    batch = FixedPairs.collate([FixedPairs()[i] for i in range(4)])
+    z_lq = stage.autoencoder.encode(batch.lq)
+    cond = stage.condition(stage.modules_by_name(), ConditionInputs(z_lq, batch.labels))
+    assert len({tuple(row.tolist()) for row in cond.pooled}) == 2  # two different labels in the batch
+    torch.manual_seed(0)
+    draws = [stage.own_round_starts(z_lq, cond) for _ in range(12)]
+    # of the 2 items starting at z_lq, round(0.5 * 2) = 1 takes a random item's condition, the other keeps its own
+    for starts, train_cond in draws:
+        assert torch.equal(starts[:2], z_lq[:2]) and torch.equal(train_cond.pooled[1], cond.pooled[1])
+        assert all(any(torch.equal(row, c) for c in cond.pooled) for row in train_cond.pooled)
+    assert len({tuple(c.pooled[0, :4].tolist()) for _, c in draws}) > 1
+    alone = make_stage(text_dir, wrong_share=0.5)  # without own rounds: 2 of 4 items, starts untouched
+    starts, train_cond = alone.own_round_starts(z_lq, cond)
+    assert starts is z_lq and torch.equal(train_cond.pooled[2:], cond.pooled[2:])
+    assert torch.isfinite(stage(batch).loss)
+    with pytest.raises(ValueError, match="wrong_share must lie in"):
+        make_stage(text_dir, wrong_share=1.5)

@@ -51,6 +51,22 @@ def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float(greater + 0.5 * ties)
 
 
+def accepted_rounds(p_better: torch.Tensor, threshold: float, first_threshold: float | None = None) -> torch.Tensor:
+    """Which rounds of one image the rule accepts: ``p_better [R] >= threshold`` (round 1 against
+    ``first_threshold`` when given)."""
+    bar = torch.full_like(p_better, threshold)
+    if first_threshold is not None and bar.numel():
+        bar[0] = first_threshold
+    return p_better >= bar
+
+
+def stop_round(p_better: torch.Tensor, threshold: float, first_threshold: float | None = None) -> int:
+    """The round whose output the rule keeps for one image (0 = its input): the last one before the
+    first rejection."""
+    rejected = (~accepted_rounds(p_better, threshold, first_threshold)).nonzero()
+    return int(rejected[0, 0]) if rejected.numel() else p_better.shape[0]
+
+
 def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tensor], threshold: float = 0.5,
                   first_threshold: float | None = None) -> StopAccuracy:
     """``scores[i]``: ``[R + 1]`` image ``i``'s score of its input reconstruction, then of each
@@ -63,12 +79,8 @@ def stop_accuracy(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Tenso
         if s.shape != (p.shape[0] + 1,):
             raise ValueError(f"scores must have one more entry than p_better, got {tuple(s.shape)} and {tuple(p.shape)}")
         helped.append(s[1:] > s[:-1])
-        bar = torch.full_like(p, threshold)
-        if first_threshold is not None and bar.numel():
-            bar[0] = first_threshold
-        accepted.append(p >= bar)
-        stop = int((~accepted[-1]).nonzero()[0, 0]) if bool((~accepted[-1]).any()) else p.shape[0]
-        policy.append(float(s[stop]))
+        accepted.append(accepted_rounds(p, threshold, first_threshold))
+        policy.append(float(s[stop_round(p, threshold, first_threshold)]))
         harm = (~helped[-1]).nonzero()
         oracle.append(float(s[int(harm[0, 0]) if harm.numel() else p.shape[0]]))
     h, a = torch.cat(helped), torch.cat(accepted)

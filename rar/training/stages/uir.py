@@ -13,6 +13,12 @@ item's condition. Inference repeats the round on its own output, which a UIR tau
 round the LQA's answer is often wrong (it names a present degradation far less often than in
 round 1), so a restored latent must not be restored again for whatever it is told. Measured in
 docs/experiments.md.
+
+Wrong conditions (``wrong_share > 0``, ours): that share of the remaining items, which start at
+``z_lq``, also train under another random batch item's condition, with their own clean target. At
+inference the LQA's answer is wrong on part of round 1 too (it names a degradation the image does
+not have, or misses one); a UIR that has only seen right answers trusts them and restores what it
+is told, while this one learns to restore what the latent shows when the text disagrees with it.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class UIRStage(Stage):
         own_round_share: share of each batch that starts from the model's own round (see the
             module docstring); 0 = the paper's ``z_lq -> z_hq`` only. Noise-free paths only.
         own_round_steps: Euler steps of that round (the loop's ``steps_per_round``).
+        wrong_share: share of the items starting at ``z_lq`` that train under a random batch item's
+            condition (module docstring); 0 = always their own.
         **modules: further children named after their config group (``conditioner``, ``lqa``,
             ``text_adapter``...).
     """
@@ -81,6 +89,7 @@ class UIRStage(Stage):
         val_method: str = "euler",
         own_round_share: float = 0.0,
         own_round_steps: int = 4,
+        wrong_share: float = 0.0,
         **modules: torch.nn.Module,
     ) -> None:
         super().__init__()
@@ -117,14 +126,16 @@ class UIRStage(Stage):
             raise ValueError(f"timestep_sampling must be one of {flow.TIMESTEP_SCHEMES}, got {timestep_sampling!r}")
         if loss_weighting not in flow.LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {flow.LOSS_WEIGHTINGS}, got {loss_weighting!r}")
-        if not 0.0 <= own_round_share <= 1.0:
-            raise ValueError(f"own_round_share must lie in [0, 1], got {own_round_share}")
+        for name, share in (("own_round_share", own_round_share), ("wrong_share", wrong_share)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {share}")
         if own_round_share > 0 and uir.concat_lq:
             raise ValueError("own_round_share needs a noise-free UIR (its round starts at z_lq); this one "
                              "starts from noise (concat_lq=True)")
         if own_round_steps < 1:
             raise ValueError(f"own_round_steps must be >= 1, got {own_round_steps}")
         self.own_round_share, self.own_round_steps = own_round_share, own_round_steps
+        self.wrong_share = wrong_share
         self.condition = condition
         self.timestep_kwargs = dict(
             scheme=timestep_sampling, logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale
@@ -159,17 +170,23 @@ class UIRStage(Stage):
         return StepOutput(loss=loss)
 
     def own_round_starts(self, z_lq: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, Condition]:
-        """Flow starts and training conditions: the last ``n = round(share * B)`` items start at the
-        model's own round from ``z_lq`` and take the condition of a random batch item (the batch is
-        shuffled, so which items does not matter); the others are ``z_lq`` under their own condition."""
+        """Flow starts and training conditions: the last ``n = round(own_round_share * B)`` items start
+        at the model's own round from ``z_lq`` and take the condition of a random batch item; of the
+        others, which start at ``z_lq``, the first ``round(wrong_share * (B - n))`` take the training
+        condition of a random batch item, the rest their own. The batch is shuffled, so which items
+        does not matter."""
         b = z_lq.shape[0]
         n = round(self.own_round_share * b)
-        if n == 0:
-            return z_lq, cond
-        with torch.no_grad():
-            own = restore_round(self.uir, z_lq[-n:], cond.index(slice(-n, None)), self.own_round_steps)
-        pick = torch.cat([torch.arange(b - n), torch.randint(0, b, (n,))]).to(z_lq.device)
-        return torch.cat([z_lq[:-n], own]), cond.index(pick)
+        m = round(self.wrong_share * (b - n))
+        z_start, pick = z_lq, torch.arange(b)
+        if n:
+            with torch.no_grad():
+                own = restore_round(self.uir, z_lq[-n:], cond.index(slice(-n, None)), self.own_round_steps)
+            z_start = torch.cat([z_lq[:-n], own])
+            pick[-n:] = torch.randint(0, b, (n,))
+        if m:
+            pick[:m] = pick[torch.randint(0, b, (m,))]
+        return z_start, (cond.index(pick.to(z_lq.device)) if n or m else cond)
 
     @torch.no_grad()
     def restore(self, lq: torch.Tensor, labels: Sequence | None, steps: int, method: str = "euler") -> torch.Tensor:
