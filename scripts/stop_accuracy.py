@@ -11,7 +11,7 @@ Cluster (a trained SD3.5 RAR, before and after joint)::
 
 Every image runs ``rounds`` rounds with every output kept; each round is labelled by whether its
 score (``metric``, as the harness scores it) rose, and compared with the stop rule's verdict
-(``p_better >= threshold``); each round's answer is checked for naming at least one degradation
+(``p_better >= threshold``; by default the model's own thresholds, round 1's apart); each round's answer is checked for naming at least one degradation
 the item has (coarse categories, :mod:`rar.eval.lqa_accuracy`). Writes ``stop_accuracy.json`` (the summary and every image's
 scores, p_better and answers) into the run folder and prints the summary.
 """
@@ -58,12 +58,17 @@ def main(cfg: DictConfig) -> None:
         named += hits
         records.append({"key": item.key, cfg.metric: row.tolist(), "p_better": audit.p_better.tolist(),
                         "texts": audit.texts, "names_a_present_degradation": hits})
-    summary = stop_accuracy(scores, p_better, float(cfg.threshold))
+    if cfg.threshold is None:  # the rule the model runs (rar_config.json)
+        threshold, first_threshold = pipe.config.threshold, pipe.config.first_threshold
+    else:
+        threshold, first_threshold = float(cfg.threshold), None
+    summary = stop_accuracy(scores, p_better, threshold, first_threshold)
     labels_present = sum(named) / len(named) if named else float("nan")
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stop_accuracy.json").write_text(json.dumps(
-        {"benchmark": cfg.benchmark.name, "model": cfg.model, "metric": cfg.metric, "summary": asdict(summary),
+        {"benchmark": cfg.benchmark.name, "model": cfg.model, "metric": cfg.metric, "threshold": threshold,
+         "first_threshold": first_threshold, "summary": asdict(summary),
          "labels_present": labels_present, "images": records}, indent=1))
     print(f"{cfg.benchmark.name} ({cfg.model}, {cfg.metric}): " + ", ".join(
         f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in asdict(summary).items())
