@@ -4,8 +4,9 @@ Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.Synth
 the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
 threshold (and round 1's own, ``first_thresholds``; null: one for every round): of the rules within
-``standard_errors`` of the best, the one that keeps exactly one round most often. Writes ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under
-``crops`` for a post-hoc look at other rules) into the model folder and, with ``write=true``, the
+``standard_errors`` of the best, the one that keeps exactly one round most often. Writes
+``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under ``crops`` for a
+post-hoc look at other rules) into the model folder and, with ``write=true``, the
 thresholds into its ``rar_config.json``.
 """
 

@@ -11,9 +11,10 @@ Cluster (a trained SD3.5 RAR, before and after joint)::
 
 Every image runs ``rounds`` rounds with every output kept; each round is labelled by whether its
 score (``metric``, as the harness scores it) rose, and compared with the stop rule's verdict
-(``p_better >= threshold``; by default the model's own thresholds, round 1's apart); each round's answer is checked for naming at least one degradation
-the item has (coarse categories, :mod:`rar.eval.lqa_accuracy`). Writes ``stop_accuracy.json`` (the summary and every image's
-scores, p_better and answers) into the run folder and prints the summary.
+(``p_better >= threshold``; by default the model's own thresholds, round 1's apart); each round's
+answer is checked for naming at least one degradation the item has (coarse categories,
+:mod:`rar.eval.lqa_accuracy`). Writes ``stop_accuracy.json`` (the summary and every image's scores,
+p_better and answers) into the run folder and prints the summary.
 """
 
 from __future__ import annotations

@@ -65,12 +65,12 @@ def choose_threshold(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Te
         raise ValueError(f"standard_errors must be >= 0, got {standard_errors}")
     firsts = [None] if first_candidates is None else [float(f) for f in first_candidates]
     pairs = [(f, float(t)) for f in firsts for t in candidates]
-    results = {pair: stop_accuracy(scores, p_better, pair[1], pair[0]) for pair in pairs}
-    policy = {pair: r.policy for pair, r in results.items()}
+    whole = stop_accuracy(scores, p_better)  # checks the shapes; input and oracle do not depend on the rule
     rows = [(torch.as_tensor(s, dtype=torch.float64), torch.as_tensor(p, dtype=torch.float64))
             for s, p in zip(scores, p_better, strict=True)]
     stops = {pair: torch.tensor([stop_round(p, pair[1], pair[0]) for _, p in rows]) for pair in pairs}
     kept = {pair: torch.stack([s[k] for (s, _), k in zip(rows, stops[pair], strict=True)]) for pair in pairs}
+    policy = {pair: float(kept[pair].mean()) for pair in pairs}
 
     def distance(pair: tuple[float | None, float]) -> float:  # from the paper's rule
         first, later = pair
@@ -83,6 +83,5 @@ def choose_threshold(scores: Sequence[torch.Tensor], p_better: Sequence[torch.Te
     equal = [pair for pair in pairs if float(gaps[pair].mean()) <= tolerance[pair] + 1e-12]
     one_round = {pair: float((stops[pair] == 1).double().mean()) for pair in pairs}
     chosen = max(equal, key=lambda pair: (one_round[pair], round(policy[pair], 12), -distance(pair)))
-    r = results[chosen]
-    return ThresholdChoice(chosen[1], chosen[0], policy, r.input, r.oracle, r.images, best, tolerance[chosen],
-                           one_round[chosen])
+    return ThresholdChoice(chosen[1], chosen[0], policy, whole.input, whole.oracle, whole.images, best,
+                           tolerance[chosen], one_round[chosen])
