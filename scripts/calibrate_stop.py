@@ -4,10 +4,11 @@ Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.Synth
 the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
 threshold (and round 1's own, ``first_thresholds``; null: one for every round): of the rules within
-``standard_errors`` of the best, the one that keeps exactly one round most often. Writes
+``standard_errors`` of the best, the one that keeps exactly one round most often. With
+``write=true`` it writes the thresholds into the model folder's ``rar_config.json`` and
 ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under ``crops`` for a
-post-hoc look at other rules) into the model folder and, with ``write=true``, the
-thresholds into its ``rar_config.json``.
+post-hoc look at other rules) beside it; with ``write=false`` the model folder is left as it was and
+the report goes to the run directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
@@ -50,7 +52,10 @@ def main(cfg: DictConfig) -> None:
               "data": OmegaConf.to_container(cfg.data, resolve=True), **asdict(choice), "policy": policy,
               "crops": [{cfg.metric: row.tolist(), "p_better": p.tolist()}
                         for row, p in zip(scores, p_better, strict=True)]}
-    (folder / "stop_calibration.json").write_text(json.dumps(report, indent=1) + "\n")
+    # a report-only run must not replace the record of the thresholds the folder holds
+    report_dir = folder if cfg.write else Path(HydraConfig.get().runtime.output_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "stop_calibration.json").write_text(json.dumps(report, indent=1) + "\n")
     if cfg.write:
         config_path = folder / LOOP_CONFIG_NAME
         LoopConfig.load(config_path).replace(threshold=choice.threshold,

@@ -79,6 +79,14 @@ def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):
     config = LoopConfig.load(model / "rar_config.json")
     assert (config.threshold, config.first_threshold) == (report["threshold"], report["first_threshold"])
     assert config.max_rounds == 1  # the other settings are kept
+    # a report-only run leaves the folder's thresholds and their record as they were
+    before = {name: (model / name).read_bytes() for name in ("stop_calibration.json", "rar_config.json")}
+    command[-1] = f"hydra.run.dir={tmp_path}/report"
+    done = subprocess.run([*command, "write=false", "thresholds=[0.5]", "first_thresholds=null"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {name: (model / name).read_bytes() for name in before} == before
+    assert json.loads((tmp_path / "report" / "stop_calibration.json").read_text())["threshold"] == 0.5
 
 
 def test_stop_accuracy_script_judges_the_models_own_rule(tmp_path):
