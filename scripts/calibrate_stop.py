@@ -1,7 +1,7 @@
 """Choose the stop rule's thresholds on the model's own rounds: ``python scripts/calibrate_stop.py model=DIR``.
 
-Every degraded training-photo crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset`; not
-the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
+Every degraded crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset` over images neither
+the restorer nor the LQA trained on: the seeded dead-leaves images; not the held-out benchmark) runs ``rounds`` rounds with every output kept; each output is scored
 against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
 threshold (and round 1's own, ``first_thresholds``; null: one for every round): of the rules within
 ``standard_errors`` of the best, the one that keeps exactly one round most often. With
@@ -36,6 +36,10 @@ from rar.pipeline.round_audit import own_rounds
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate_stop")
 def main(cfg: DictConfig) -> None:
     folder = Path(cfg.model)
+    if not Path(cfg.data.source).is_dir():
+        raise SystemExit(f"error: no calibration images at data.source={cfg.data.source}: make the dead-leaves "
+                         "images with `python scripts/prepare_data.py task=dead_leaves`, or point data.source at a "
+                         "folder of images the model did not train on")
     pipe = RARPipeline.from_pretrained(folder, device=cfg.device)
     suite = MetricSuite([cfg.metric], device=cfg.device)
     data = DataLoader(instantiate(cfg.data), batch_size=int(cfg.batch_size), collate_fn=collate_samples)

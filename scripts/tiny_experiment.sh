@@ -66,9 +66,10 @@ echo "[tiny] uir done in $(( $(date +%s) - start )) s"
 $PY scripts/export_pipeline.py run_dir=$RUNS/uir lqa_from=$RUNS/cond_align adapter_from=$RUNS/cond_align \
     out=$OUT overwrite=true
 # 4. the stop thresholds (round 1's and the later rounds'), chosen on the model's own rounds on
-#    degraded training-photo crops (docs/experiments.md: the tiny comparator's p_better on the
-#    restorer's outputs is not centred on 0.5); of the rules within a standard error of the best,
-#    the one that keeps exactly one round most often (rar/eval/calibration.py)
+#    degraded dead-leaves crops, images the restorer and the LQA never trained on (docs/experiments.md:
+#    the tiny comparator's p_better on the restorer's outputs is not centred on 0.5); of the rules
+#    within a standard error of the best, the one that keeps exactly one round most often
+#    (rar/eval/calibration.py)
 start=$(date +%s)
 $PY scripts/calibrate_stop.py model=$OUT
 echo "[tiny] calibrate_stop done in $(( $(date +%s) - start )) s"

@@ -56,12 +56,19 @@ def test_choose_threshold_prefers_one_round_within_the_noise():
 
 
 def test_calibrate_stop_writes_the_threshold_into_the_folder(tmp_path):
+    from rar.data.dead_leaves import write_dead_leaves
     from rar.testing import save_tiny_rar_model
 
     model = save_tiny_rar_model(tmp_path / "model", LoopConfig(max_rounds=1, steps_per_round=1))
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     command = [sys.executable, str(REPO / "scripts" / "calibrate_stop.py"), f"model={model}", "rounds=2",
-               "data.length=4", "data.crop_size=32", "batch_size=2", "thresholds=[0.0,1.0]", f"hydra.run.dir={tmp_path}/run"]
+               "data.length=4", "data.crop_size=32", "batch_size=2", "thresholds=[0.0,1.0]",
+               f"data.source={tmp_path}/leaves", f"hydra.run.dir={tmp_path}/run"]
+    # no calibration images yet: a clear error that says how to make them, and the folder untouched
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0 and "prepare_data.py task=dead_leaves" in done.stderr
+    assert not (model / "stop_calibration.json").exists()
+    write_dead_leaves(tmp_path / "leaves", count=2, size=64)
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((model / "stop_calibration.json").read_text())
