@@ -2,9 +2,10 @@
 
 Every degraded crop (``data``, a :class:`rar.data.synthetic.SyntheticDataset` over images neither
 the restorer nor the LQA trained on: the seeded dead-leaves images; not the held-out benchmark)
-runs ``rounds`` rounds with every output kept; each output is scored against the clean crop (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the
-threshold (and round 1's own, ``first_thresholds``; null: one for every round): of the rules within
-``standard_errors`` of the best, the one that keeps exactly one round most often. With
+runs ``rounds`` rounds with every output kept; each output is scored against the clean crop
+(``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the threshold (and round 1's
+own, ``first_thresholds``; null: one for every round): of the rules within ``standard_errors`` of
+the best, the one that keeps exactly one round most often. With
 ``write=true`` it writes the thresholds into the model folder's ``rar_config.json`` and
 ``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under ``crops`` for a
 post-hoc look at other rules) beside it; with ``write=false`` the model folder is left as it was and
