@@ -5,11 +5,11 @@ the restorer nor the LQA trained on: the seeded dead-leaves images; not the held
 runs ``rounds`` rounds with every output kept; each output is scored against the clean crop
 (``metric``) and :func:`rar.eval.calibration.choose_threshold` picks the threshold (and round 1's
 own, ``first_thresholds``; null: one for every round): of the rules within ``standard_errors`` of
-the best, the one that keeps exactly one round most often. With
-``write=true`` it writes the thresholds into the model folder's ``rar_config.json`` and
-``stop_calibration.json`` (the table, and every crop's scores and ``p_better`` under ``crops`` for a
-post-hoc look at other rules) beside it; with ``write=false`` the model folder is left as it was and
-the report goes to the run directory.
+the best, the one that keeps exactly one round most often. With ``write=true`` it writes the
+thresholds into the model folder's ``rar_config.json`` and ``stop_calibration.json`` (the table,
+and every crop's scores and ``p_better`` under ``crops`` for a post-hoc look at other rules) beside
+it; with ``write=false`` the model folder is left as it was and the report goes to the run
+directory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
@@ -37,13 +38,17 @@ from rar.pipeline.round_audit import own_rounds
 @hydra.main(version_base="1.3", config_path="../configs", config_name="calibrate_stop")
 def main(cfg: DictConfig) -> None:
     folder = Path(cfg.model)
-    if not Path(cfg.data.source).is_dir():
-        raise SystemExit(f"error: no calibration images at data.source={cfg.data.source}: make the dead-leaves "
-                         "images with `python scripts/prepare_data.py task=dead_leaves`, or point data.source at a "
-                         "folder of images the model did not train on")
+    try:  # before the model loads, so that a missing image folder fails at once
+        dataset = instantiate(cfg.data)
+    except InstantiationException as error:
+        if not isinstance(error.__cause__, FileNotFoundError):
+            raise
+        raise SystemExit(f"error: {error.__cause__} (data.source): make the dead-leaves images with `python "
+                         "scripts/prepare_data.py task=dead_leaves`, or point data.source at images the model did "
+                         "not train on") from None
     pipe = RARPipeline.from_pretrained(folder, device=cfg.device)
     suite = MetricSuite([cfg.metric], device=cfg.device)
-    data = DataLoader(instantiate(cfg.data), batch_size=int(cfg.batch_size), collate_fn=collate_samples)
+    data = DataLoader(dataset, batch_size=int(cfg.batch_size), collate_fn=collate_samples)
     scores, p_better = [], []
     for batch in data:
         for audit, hq in zip(own_rounds(pipe, batch.lq, rounds=int(cfg.rounds)), batch.hq, strict=True):
