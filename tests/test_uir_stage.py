@@ -186,18 +186,18 @@ def test_own_round_share_starts_that_share_of_the_batch_at_the_models_own_round(
     with torch.no_grad():
         own = restore_round(stage.uir, z_lq[2:], cond.index(slice(2, None)), 2)
     torch.manual_seed(1)
-    starts, train_cond = stage.own_round_starts(z_lq, cond)
+    starts, train_cond = stage.training_starts(z_lq, cond)
     assert torch.equal(starts[:2], z_lq[:2]) and torch.equal(train_cond.pooled[:2], cond.pooled[:2])
     torch.testing.assert_close(starts[2:], own)
     assert (starts[2:] - z_lq[2:]).abs().max() > 1e-4  # the round moved them
     # the own-round items train under batch items' conditions, drawn at random
     assert all(any(torch.equal(row, c) for c in cond.pooled) for row in train_cond.pooled[2:])
-    draws = {tuple(stage.own_round_starts(z_lq, cond)[1].pooled[2:, 0].tolist()) for _ in range(8)}
+    draws = {tuple(stage.training_starts(z_lq, cond)[1].pooled[2:, 0].tolist()) for _ in range(8)}
     assert len(draws) > 1
     loss = stage(batch).loss
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in stage.uir.parameters() if p.requires_grad)
-    plain = make_stage(text_dir).own_round_starts(z_lq, cond)  # share 0: the paper's path
+    plain = make_stage(text_dir).training_starts(z_lq, cond)  # share 0: the paper's path
     assert plain[0] is z_lq and plain[1] is cond
     for bad in ({"own_round_share": 1.5}, {"own_round_share": 0.5, "noisy": True}, {"own_round_steps": 0}):
         with pytest.raises(ValueError, match="own_round"):
@@ -211,14 +211,14 @@ def test_wrong_share_trains_that_share_of_the_z_lq_starts_under_another_items_co
     cond = stage.condition(stage.modules_by_name(), ConditionInputs(z_lq, batch.labels))
     assert len({tuple(row.tolist()) for row in cond.pooled}) == 2  # two different labels in the batch
     torch.manual_seed(0)
-    draws = [stage.own_round_starts(z_lq, cond) for _ in range(12)]
+    draws = [stage.training_starts(z_lq, cond) for _ in range(12)]
     # of the 2 items starting at z_lq, round(0.5 * 2) = 1 takes a random item's condition, the other keeps its own
     for starts, train_cond in draws:
         assert torch.equal(starts[:2], z_lq[:2]) and torch.equal(train_cond.pooled[1], cond.pooled[1])
         assert all(any(torch.equal(row, c) for c in cond.pooled) for row in train_cond.pooled)
     assert len({tuple(c.pooled[0, :4].tolist()) for _, c in draws}) > 1
     alone = make_stage(text_dir, wrong_share=0.5)  # without own rounds: 2 of 4 items, starts untouched
-    starts, train_cond = alone.own_round_starts(z_lq, cond)
+    starts, train_cond = alone.training_starts(z_lq, cond)
     assert starts is z_lq and torch.equal(train_cond.pooled[2:], cond.pooled[2:])
     assert torch.isfinite(stage(batch).loss)
     with pytest.raises(ValueError, match="wrong_share must lie in"):

@@ -162,14 +162,14 @@ class UIRStage(Stage):
         with torch.no_grad():
             z_lq, z_hq = self.autoencoder.encode(lq), self.autoencoder.encode(hq)
         cond = self.condition(self.modules_by_name(), ConditionInputs(z_lq, labels))
-        z_start, cond = self.own_round_starts(z_lq, cond)
+        z_start, cond = self.training_starts(z_lq, cond)
         t = flow.sample_timesteps(z_hq.shape[0], device=z_hq.device, **self.timestep_kwargs)
         sample = self.path.sample(z_start, z_hq, t)
         v = self.uir(sample.x_t, sample.t, cond, z_lq=sample.z_lq)
         loss = flow.flow_matching_loss(v, sample.target, flow.loss_weighting(self.loss_weighting, t))
         return StepOutput(loss=loss)
 
-    def own_round_starts(self, z_lq: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, Condition]:
+    def training_starts(self, z_lq: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, Condition]:
         """Flow starts and training conditions: the last ``n = round(own_round_share * B)`` items start
         at the model's own round from ``z_lq`` and take the condition of a random batch item; of the
         others, which start at ``z_lq``, the first ``round(wrong_share * (B - n))`` take the training
