@@ -75,6 +75,16 @@ def test_tiny_synthetic_config_batches(clean_dir):
         assert bool(labels) == (not torch.equal(lq, hq))
 
 
+def test_list_source_from_a_config_without_convert(clean_dir, tmp_path):
+    """`source: [a, b]` reaches the dataset as Hydra's ListConfig when a script instantiates without
+    `_convert_` (scripts/calibrate_stop.py did, and failed on it)."""
+    other = tmp_path / "other"
+    save_image(torch.rand(3, 40, 40), other / "x.png")
+    cfg = _compose(["+data=tiny_synthetic", f"data.dataset.source=[{clean_dir},{other}]", "data.dataset.crop_size=32"])
+    ds = instantiate(cfg.data.dataset)
+    assert [p.name for p in ds.images] == ["img0.png", "img1.png", "img2.png", "x.png"] and ds.name == "clean+other"
+
+
 def _as_tuples(batches) -> list:
     return [(b.lq, b.hq, [[label.to_dict() for label in row] for row in b.labels], b.names) for b in batches]
 

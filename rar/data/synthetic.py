@@ -89,7 +89,8 @@ class SyntheticDataset(SeededDataset):
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
         self.weights = torch.tensor(weights, dtype=torch.float64)
-        sources = list(source) if isinstance(source, (list, tuple)) else [source]
+        # any sequence (a list, or Hydra's ListConfig of a config's `source: [a, b]`), not a path
+        sources = [source] if isinstance(source, (str, Path, DatasetSpec)) else list(source)
         if not sources:
             raise ValueError("SyntheticDataset needs at least one source of clean images")
         self.images: list[Path] = []
