@@ -9,14 +9,17 @@ thresholds (and, when ``first_candidates`` are given, candidate round-1 threshol
 tried), a rule ("accept rounds until the first rejection", :mod:`rar.eval.stop_accuracy`) scored on
 images *outside* the benchmark.
 
-Which rule: not simply the best mean. On the ~100 crops a calibration affords, the rules' means lie
-within a few thousandths of each other, less than their spread from crop to crop, and the argmax is
-noise that need not hold on other images (docs/experiments.md). So, like the one-standard-error
+Which rule: not simply the best mean. On the few hundred crops a calibration affords, the rules' means
+lie within a few thousandths of each other, less than their spread from crop to crop, and the argmax
+is noise that need not hold on other images (docs/experiments.md). So, like the one-standard-error
 rule of cross-validation, every pair whose mean is within ``standard_errors`` standard errors of the
 best (the standard error of the per-crop difference to the best) counts as equally good, and of
 those the one that keeps exactly one round on the most crops is chosen: one round from the degraded
 input is what the restorer was trained for, and the comparator has to earn every departure from it.
 Remaining ties go to the pair nearest the paper's 0.5. ``standard_errors=0`` picks the best mean.
+The standard error is only as good as the number of crops on which two rules differ: when a rule
+departs from one round on a handful of crops, a few lucky ones clear it, so calibrate on enough crops
+(``configs/calibrate_stop.yaml`` uses 384; on 96 a later threshold was chosen on 3).
 """
 
 from __future__ import annotations
