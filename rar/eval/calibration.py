@@ -19,7 +19,7 @@ input is what the restorer was trained for, and the comparator has to earn every
 Remaining ties go to the pair nearest the paper's 0.5. ``standard_errors=0`` picks the best mean.
 The standard error is only as good as the number of crops on which two rules differ: when a rule
 departs from one round on a handful of crops, a few lucky ones clear it, so calibrate on enough crops
-(``configs/calibrate_stop.yaml`` uses 384; on 96 a later threshold was chosen on 3).
+(``data.length`` of ``configs/calibrate_stop.yaml``; docs/experiments.md).
 """
 
 from __future__ import annotations
