@@ -125,7 +125,8 @@ class Restorer:
                           "seconds": sum(stage_seconds.values()), "stage_seconds": stage_seconds}
                 record_path.write_text(json.dumps(record, indent=2) + "\n")
             if self.montage:
-                rounds = [self.pipe.state_image(r.latent, size) for r in traj.rounds]
+                detail = None if result.detail is None else result.detail[i]
+                rounds = [self.pipe.state_image(r.latent, size, detail) for r in traj.rounds]
                 figure = round_montage(lq[i], rounds, traj, result.images[i].cpu())
                 save_image(figure, montage_path, overwrite=self.overwrite)
 

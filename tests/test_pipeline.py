@@ -97,15 +97,19 @@ def counting(monkeypatch, obj, name: str, counts: list[int]):
     monkeypatch.setattr(obj, name, wrapper)
 
 
-def test_one_encode_one_decode_per_image_and_no_text_encoder(pipe, monkeypatch):
+@pytest.mark.parametrize("input_detail", [False, True])
+def test_one_encode_one_decode_per_image_and_no_text_encoder(pipe, monkeypatch, input_detail):
+    """One encode and one decode of the kept latents; ``input_detail`` adds exactly one decode of
+    the input's latent (its reconstruction), never a second encode."""
     encoded, decoded, text_calls = [], [], []
     counting(monkeypatch, pipe.autoencoder, "encode", encoded)
     counting(monkeypatch, pipe.autoencoder, "decode", decoded)
     for cls in (SD3TextConditioner, CLIPTextModelWithProjection, T5EncoderModel):
         counting(monkeypatch, cls, "forward", text_calls)
-    with settings(pipe, stop="fixed", max_rounds=2):
+    with settings(pipe, stop="fixed", max_rounds=2, input_detail=input_detail):
         out = pipe(torch.rand(3, 3, 18, 22))
-    assert encoded == [3] and decoded == [3] and text_calls == []
+    assert encoded == [3] and decoded == ([3, 3] if input_detail else [3]) and text_calls == []
+    assert (out.detail is not None) == input_detail
     assert out.images.shape == (3, 3, 18, 22) and all(len(t.rounds) == 2 for t in out.trajectories)
 
 
@@ -164,7 +168,7 @@ def test_per_image_stops_shrink_the_batch_and_match_single_runs(pipe):
     # loop decodes the two changed images as one batch, so decode them the same way (a batch of one
     # may round differently by ~1e-6)
     kept = torch.stack([result.trajectories[0].rounds[-1].latent, result.trajectories[2].rounds[0].latent])
-    kept = pipe.autoencoder.decode(kept.to(pipe.device), size=(16, 20)).clamp(0, 1)
+    kept = pipe.state_image(kept, (16, 20), result.detail[[0, 2]])
     torch.testing.assert_close(result.images[[0, 2]], kept, atol=1e-6, rtol=0)
 
 
@@ -292,7 +296,8 @@ def test_an_image_that_keeps_no_round_is_its_input_or_its_reconstruction(pipe, m
     """``input_floor``: a rejected first round returns the input itself and decodes nothing for it;
     without it (the paper's loop) the decoded ``z_lq``, which a lossy autoencoder changes."""
     lq = torch.rand(2, 3, 30, 34, generator=torch.Generator().manual_seed(0))
-    stub = stub_pipeline(pipe, [[0.0, 1.0], [0.0]], input_floor=input_floor)  # image 0 rejected at round 1
+    stub = stub_pipeline(pipe, [[0.0, 1.0], [0.0]], input_floor=input_floor,  # image 0 rejected at round 1
+                         input_detail=False)
     decoded: list[int] = []
     decode = stub.autoencoder.decode
     monkeypatch.setattr(stub.autoencoder, "decode", lambda z, size=None: decoded.append(len(z)) or decode(z, size))

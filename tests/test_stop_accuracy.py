@@ -47,4 +47,5 @@ def test_own_rounds_keep_every_round_and_ask_the_comparison(tiny_dir):
         torch.testing.assert_close(audit.images[0], lq[i], atol=1e-6, rtol=0)  # space-to-depth: lossless
         assert ((audit.p_better >= 0) & (audit.p_better <= 1)).all()
     fixed = pipe.with_config(max_rounds=3, stop="fixed")(lq[:1], return_latents=True)
-    torch.testing.assert_close(audits[0].images[3], pipe.state_image(fixed.trajectories[0].rounds[2].latent, (16, 20)))
+    torch.testing.assert_close(audits[0].images[3], pipe.state_image(fixed.trajectories[0].rounds[2].latent, (16, 20),
+                                                                    fixed.detail[0]))

@@ -86,6 +86,8 @@ class PixelStatePipeline(InferencePipeline):
             outcome = run_rounds(x, self.wiring(clock), self.config, clock, keep_states=return_latents)
         return RestoreResult(outcome.states[..., :height, :width], outcome.trajectories, dict(clock.seconds))
 
-    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size``."""
-        return state[:, : size[0], : size[1]].cpu()
+    def state_image(self, state: torch.Tensor, size: tuple[int, int], detail: torch.Tensor | None = None) -> torch.Tensor:
+        """A round's kept state (a padded image ``[3, H', W']``) cropped to ``size`` (plus ``detail``
+        when given, as :meth:`rar.pipeline.RARPipeline.state_image`)."""
+        image = state[:, : size[0], : size[1]].cpu()
+        return image if detail is None else (image + detail.cpu()).clamp(0, 1)

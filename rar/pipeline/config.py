@@ -38,6 +38,10 @@ class LoopConfig:
         input_floor: an image whose every round is rejected comes back as the input itself, not as
             the decoded ``z_lq`` (the paper's loop); the two differ only for a lossy autoencoder,
             where the reconstruction would cost quality (measured in docs/experiments.md).
+        input_detail: add to every decoded output the input's detail that the autoencoder drops,
+            ``x - D(E(x))`` with its noise shrunk away (:mod:`rar.pipeline.input_detail`; one more
+            decode per image); ``False``: the plain decode (the paper's loop). Measured on the tiny
+            model only (docs/experiments.md).
     """
 
     max_rounds: int = 3
@@ -50,6 +54,7 @@ class LoopConfig:
     prompt_pool: str = "fixed"
     seed: int = 0
     input_floor: bool = True
+    input_detail: bool = True
 
     def __post_init__(self) -> None:
         checks = [

@@ -9,8 +9,10 @@ The whole method is :meth:`RARPipeline.forward`::
                 (noise-start UIR: from seeded noise, z concatenated; rar.uir.round)
         stop="compare": p_better(z_new, over=z) < threshold -> stop, keep z
         z = z_new
-    x_hat = crop(AE.decode(z))                                  # exactly one decode
+    x_hat = crop(AE.decode(z))                                  # exactly one decode of the kept latent
             (input_floor: x itself where no round was kept: nothing to decode)
+            (input_detail: + the input's detail the autoencoder drops, x - D(z_lq) with its
+             noise shrunk away: one more decode, of z_lq; rar.pipeline.input_detail)
 
 A latent larger than the backbone takes (SD3's ``pos_embed_max_size``) runs each round on
 overlapping latent tiles, blended after the round, with one stop decision per image
@@ -43,6 +45,7 @@ from rar.pipeline.base import InferencePipeline
 from rar.pipeline.config import LoopConfig
 from rar.pipeline.fast_paths import FastPaths
 from rar.pipeline.geometry import latent_multiple, max_image_side
+from rar.pipeline.input_detail import input_detail
 from rar.pipeline.model_folder import (
     parse_dtype,
     read_model_folder,
@@ -145,19 +148,25 @@ class RARPipeline(InferencePipeline):
                 rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold_at(round_index),
                               clock.total() - start)
             with clock.section("decode"):  # the one decode (of the images that kept a round)
-                images = self._output_images(lq, rounds)
-        return RestoreResult(images, rounds.trajectories, dict(clock.seconds))
+                images, detail = self._output_images(lq, z, rounds)
+        return RestoreResult(images, rounds.trajectories, dict(clock.seconds), detail)
 
-    def _output_images(self, lq: torch.Tensor, rounds: ActiveRounds) -> torch.Tensor:
-        """Decode the kept latents; with ``config.input_floor`` an image that kept no round is its
-        input itself (not its reconstruction) and is not decoded."""
-        if not self.config.input_floor:
-            return self.autoencoder.decode(rounds.states, size=lq.shape[-2:]).clamp(0, 1)
+    def _output_images(self, lq: torch.Tensor, z_lq: torch.Tensor,
+                       rounds: ActiveRounds) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decode the kept latents (plus the input's detail with ``config.input_detail``); with
+        ``config.input_floor`` an image that kept no round is its input itself (not its
+        reconstruction) and is not decoded. Returns the images and the detail added (zero for the
+        images not decoded; ``None`` without ``input_detail``)."""
+        size = lq.shape[-2:]
         images = lq.to(self.device, torch.float32).clone()
-        changed = rounds.changed().to(self.device)
-        if changed.any():
-            images[changed] = self.autoencoder.decode(rounds.states[changed], size=lq.shape[-2:]).clamp(0, 1)
-        return images
+        decoded = rounds.changed().to(self.device) if self.config.input_floor else torch.ones(
+            len(images), dtype=torch.bool, device=self.device)
+        detail = torch.zeros_like(images) if self.config.input_detail else None
+        if decoded.any():
+            if detail is not None:
+                detail[decoded] = input_detail(images[decoded], self.autoencoder.decode(z_lq[decoded], size=size))
+            images[decoded] = self.state_image(rounds.states[decoded], size, None if detail is None else detail[decoded])
+        return images, detail
 
     def tile_grid(self, height: int, width: int) -> TileGrid:
         """The tiles of a ``height x width`` latent under :attr:`tiling` (one when it fits the backbone)."""
@@ -189,10 +198,15 @@ class RARPipeline(InferencePipeline):
         return hook
 
     @torch.no_grad()
-    def state_image(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A round's kept state (``RoundRecord.latent [C, h, w]``) as an image ``[3, H, W]`` in
-        ``[0, 1]`` (for figures; this decode is outside the loop)."""
-        return self.autoencoder.decode(state[None].to(self.device), size=size)[0].clamp(0, 1).cpu()
+    def state_image(self, states: torch.Tensor, size: tuple[int, int], detail: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents ``[B, C, h, w]`` as the loop outputs them: decoded to ``size``, plus ``detail``
+        (one image's slice of ``RestoreResult.detail``) when given, in ``[0, 1]``, on the pipeline's
+        device. A round's kept state (``RoundRecord.latent [C, h, w]``, for figures and audits; this
+        decode is outside the loop) gives ``[3, H, W]`` on the CPU."""
+        if states.ndim == 3:
+            return self.state_image(states[None], size, None if detail is None else detail[None])[0].cpu()
+        images = self.autoencoder.decode(states.to(self.device), size=size)
+        return (images if detail is None else images + detail.to(self.device)).clamp(0, 1)
 
     # ----------------------------------------------------------------- model folder
     def save_pretrained(self, path: str | Path, lora: str = "adapter", conditioner: nn.Module | None = None,

@@ -78,11 +78,14 @@ class RestoreResult:
         trajectories: per image, its rounds and why it stopped.
         seconds: wall-clock seconds per loop stage for the whole batch (``encode``, ``assess``,
             ``restore``, ``compare``, ``decode``; the naive pipeline adds ``text_encode``).
+        detail: ``[B, 3, H, W]``, what ``LoopConfig.input_detail`` added to each decoded image
+            (:meth:`rar.pipeline.RARPipeline.state_image` adds it to any round's latent), or ``None``.
     """
 
     images: torch.Tensor
     trajectories: list[Trajectory]
     seconds: dict[str, float] = field(default_factory=dict)
+    detail: torch.Tensor | None = None
 
     def to_method_output(self) -> MethodOutput:
         """The evaluation harness's view: ``rounds`` counts the rounds run (including a final

@@ -3,9 +3,9 @@ comparator (is ``p_better`` right about whether a round helped?).
 
 :func:`own_rounds` runs the loop for ``rounds`` rounds with every output kept (``stop="compare"``
 with threshold 0, so the comparison is still asked after each round but never stops the image)
-and decodes each round's latent; the start is the input itself (``input_floor``, what a rejected
-first round returns) or its reconstruction. The caller scores the images
-against the clean reference (:mod:`rar.eval.stop_accuracy`).
+and decodes each round's latent as the loop outputs it (``input_detail`` included); the start is
+the input itself (``input_floor``, what a rejected first round returns) or its decoded latent. The
+caller scores the images against the clean reference (:mod:`rar.eval.stop_accuracy`).
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ def own_rounds(pipe: RARPipeline, lq: torch.Tensor, rounds: int = 3) -> list[Own
     if config.input_floor:
         start = lq.float().cpu()
     else:
-        x = pipe.prepare(lq, StageClock(pipe.device))
-        start = pipe.autoencoder.decode(pipe.autoencoder.encode(x), size=size).clamp(0, 1).cpu()
+        z_lq = pipe.autoencoder.encode(pipe.prepare(lq, StageClock(pipe.device)))
+        start = pipe.state_image(z_lq, size, result.detail).cpu()
     audits = []
     for i, trajectory in enumerate(result.trajectories):
-        outputs = [pipe.state_image(r.latent, size) for r in trajectory.rounds]
+        detail = None if result.detail is None else result.detail[i]
+        outputs = [pipe.state_image(r.latent, size, detail) for r in trajectory.rounds]
         audits.append(OwnRounds(torch.stack([start[i], *outputs]),
                                 torch.tensor([r.p_better for r in trajectory.rounds]), trajectory.texts))
     return audits
