@@ -1,4 +1,5 @@
-"""RAR inference: one encode, restore → assess → repeat in the latent space, one decode.
+"""RAR inference: one encode, restore → assess → repeat in the latent space, one decode (and one
+of the input's latent for ``input_detail``).
 
 The whole method is :meth:`RARPipeline.forward`::
 
