@@ -148,7 +148,7 @@ class RARPipeline(InferencePipeline):
                             question=question).p_better)
                 rounds.record(z_out, tiles.texts(assessment.text), p_better, config.threshold_at(round_index),
                               clock.total() - start)
-            with clock.section("decode"):  # the one decode (of the images that kept a round)
+            with clock.section("decode"):  # the one decode (images that kept a round; input_detail: their z_lq too)
                 images, detail = self._output_images(lq, z, rounds)
         return RestoreResult(images, rounds.trajectories, dict(clock.seconds), detail)
 
