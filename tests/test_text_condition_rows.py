@@ -85,7 +85,8 @@ def test_text_latent_row_encodes_the_latent_lqas_answer(model, monkeypatch, tmp_
     lq = torch.rand(2, 3, 16, 16)
     result = pipe(lq)
     assert result.images.shape == lq.shape and all(len(t.rounds) == 2 for t in result.trajectories)
-    assert len(assessed) == len(encoded) == 2 and len(decoded) == 1  # latent assessment, one decode
+    # latent assessment; one decode of the kept latents, one of z_lq for the input's detail (RAR's loop)
+    assert pipe.config.input_detail and len(assessed) == len(encoded) == 2 and len(decoded) == 2
     assert assessed[0][0][1].shape[1] == pipe.autoencoder.latent_channels
     assert encoded[0][0][1] == [t.rounds[0].text for t in result.trajectories]  # its text is what is encoded
     assert set(result.seconds) >= {"assess", "text_encode", "restore"}
